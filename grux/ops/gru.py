@@ -207,7 +207,8 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
             dn_pre = gc * (1.0 - z) * (1.0 - n * n)
             dz_pre = gc * (hprev - n) * z * (1.0 - z)
             dr_pre = dn_pre * hpt[:, 2 * hdim:] * r * (1.0 - r)
-            dh_prev = gc * z + jnp.concatenate([dr_pre, dz_pre, dn_pre * r], -1) @ w_t
+            dhp = jnp.concatenate([dr_pre, dz_pre, dn_pre * r], -1)
+            return gc * z + dhp @ w_t + (0.0 if not has_mask else tot - gc), (dhp, dn_pre)
         else:
             dn_pre = gc * z * (1.0 - n * n)
             dz_pre = gc * (n - hprev) * z * (1.0 - z)
@@ -220,15 +221,17 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
         return dh_prev, jnp.concatenate([dr_pre, dz_pre, dn_pre], -1)
 
     xs = (g_out, h_prev, xp, hp) + ((mask[..., None],) if has_mask else ())
-    dh0, dxp = lax.scan(body, g_final, xs, reverse=True, unroll=unroll)
+    dh0, emitted = lax.scan(body, g_final, xs, reverse=True, unroll=unroll)
 
     # Weight gradients: single matmuls over all T·B rows.
-    r = sigmoid(xp[..., :hdim] + hp[..., :hdim])
     if formulation == "cudnn":
-        dhp = jnp.concatenate([dxp[..., :2 * hdim], dxp[..., 2 * hdim:] * r], -1)
+        dhp, dn_pre = emitted          # dhp = ∂L/∂hp; ∂xp differs only in the n block
+        dxp = jnp.concatenate([dhp[..., :2 * hdim], dn_pre], -1)
         dw_hh = _outer(h_prev, dhp)
         db_hh = None if b_hh is None else dhp.sum(axis=(0, 1))
     else:
+        dxp = emitted
+        r = sigmoid(xp[..., :hdim] + hp[..., :hdim])
         dw_hh = jnp.concatenate([_outer(h_prev, dxp[..., :2 * hdim]),
                                  _outer(r * h_prev, dxp[..., 2 * hdim:])], axis=1)
         db_hh = None

@@ -18,7 +18,7 @@ CASES = {
     "gru-autodiff": (lambda r: GRULayer(F, H, backward="autodiff", rngs=r), ref.gru_cudnn),
     "lstm": (lambda r: LSTMLayer(F, H, rngs=r), ref.lstm),
     "tanh": (lambda r: TanhRNNLayer(F, H, rngs=r), ref.tanh_rnn),
-    "mingru": (lambda r: MinGRULayer(F, H, rngs=r), ref.mingru),
+    "mingru": (lambda r: MinGRULayer(F, H, mode="parallel", rngs=r), ref.mingru),
     "mingru-seq": (lambda r: MinGRULayer(F, H, mode="sequential", rngs=r), ref.mingru),
 }
 

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Benchmark grux's GRU against flax linen ``nn.RNN(nn.GRUCell)`` and PyTorch ``nn.GRU``.
+
+    python3 scripts/benchmark_rnn.py                 # full table (a few minutes on 2 CPU cores)
+    python3 scripts/benchmark_rnn.py --quick         # one small shape, few repeats
+    python3 scripts/benchmark_rnn.py --shapes 32x256x512 --repeats 9
+
+All runs happen in one process: for every shape (B×T×H, input size F = H, float32) each
+implementation is compiled/warmed up, then timed ``--repeats`` times; medians are reported,
+with ratios against grux and the achieved fraction of the machine's large-matmul rate
+(measured here, same process, as a 2048³ f32 matmul in JAX). Model FLOPs per forward are
+``2·T·B·(F·3H + H·3H)``; forward+backward counts three times that. On a GPU it runs
+unchanged (PyTorch then uses cuDNN). PyTorch is optional: without it its rows are skipped.
+
+A second table compares minGRU's parallel (associative) scan with the sequential GRU scan at
+long sequence lengths.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen
+from flax import nnx
+
+from grux.nn import GRULayer, MinGRULayer, linen_gru_params
+
+
+def median_time(fn, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def matmul_gflops(repeats: int) -> float:
+    n = 2048
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    t = median_time(lambda: f(a).block_until_ready(), repeats)
+    return 2 * n ** 3 / t / 1e9
+
+
+def _jax_timers(apply, params, x, repeats):
+    """Time forward and forward+backward (grads w.r.t. params and x) of a JAX function."""
+    fwd = jax.jit(apply)
+    grad = jax.jit(jax.grad(lambda p, x: jnp.sum(apply(p, x)), argnums=(0, 1)))
+    t_f = median_time(lambda: jax.block_until_ready(fwd(params, x)), repeats)
+    t_b = median_time(lambda: jax.block_until_ready(grad(params, x)), repeats)
+    return t_f, t_b
+
+
+def bench_grux(b, t, h, x, repeats, backward="custom"):
+    layer = GRULayer(h, h, backward=backward, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(layer)
+    apply = lambda p, x: nnx.merge(graphdef, p)(x)[0]
+    return _jax_timers(apply, params, x, repeats), layer
+
+
+def bench_linen(layer, x, repeats):
+    rnn = linen.RNN(linen.GRUCell(features=layer.hidden_features))
+    params = {"params": {"cell": jax.tree.map(jnp.asarray, linen_gru_params(layer))}}
+    return _jax_timers(lambda p, x: rnn.apply(p, x), params, x, repeats)
+
+
+def bench_torch(b, t, h, x_np, repeats):
+    try:
+        import torch
+    except ImportError:
+        return None
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    m = torch.nn.GRU(h, h, batch_first=True).to(dev)
+    x = torch.from_numpy(x_np).to(dev).requires_grad_(True)
+
+    def fwd():
+        with torch.no_grad():
+            m(x)
+        sync()
+
+    def fwd_bwd():
+        m.zero_grad(set_to_none=True)
+        x.grad = None
+        out, _ = m(x)
+        out.sum().backward()
+        sync()
+
+    return median_time(fwd, repeats), median_time(fwd_bwd, repeats), torch.__version__
+
+
+def gru_table(shapes, repeats, peak):
+    rows = []
+    for (b, t, h) in shapes:
+        x_np = np.random.default_rng(0).normal(size=(b, t, h)).astype(np.float32)
+        x = jnp.asarray(x_np)
+        flops_f = 2 * t * b * (h * 3 * h + h * 3 * h)
+        (g_f, g_b), layer = bench_grux(b, t, h, x, repeats)
+        (a_f, a_b), _ = bench_grux(b, t, h, x, repeats, backward="autodiff")
+        l_f, l_b = bench_linen(layer, x, repeats)
+        tt = bench_torch(b, t, h, x_np, repeats)
+        entries = [("grux GRU (custom VJP)", g_f, g_b), ("grux GRU (autodiff scan)", a_f, a_b),
+                   ("flax linen nn.RNN(GRUCell)", l_f, l_b)]
+        if tt is not None:
+            entries.append((f"torch {tt[2]} nn.GRU", tt[0], tt[1]))
+        for name, tf, tb in entries:
+            rows.append((f"{b}x{t}x{h}", name, tf, tb, tf / g_f, tb / g_b,
+                         flops_f / tf / 1e9 / peak, 3 * flops_f / tb / 1e9 / peak))
+        print_rows(rows[-len(entries):])
+    return rows
+
+
+def print_rows(rows):
+    for r in rows:
+        print(f"| {r[0]} | {r[1]} | {r[2] * 1e3:.1f} | {r[3] * 1e3:.1f} | {r[4]:.2f} | "
+              f"{r[5]:.2f} | {r[6]:.0%} | {r[7]:.0%} |", flush=True)
+
+
+def mingru_table(lengths, b, h, repeats):
+    print(f"\nB={b}, H=F={h}, fwd+bwd (ms):\n")
+    print("| T | minGRU parallel (assoc. scan) | minGRU sequential | GRU sequential (custom VJP) "
+          "| GRU / minGRU parallel |")
+    print("|---|---|---|---|---|")
+    for t in lengths:
+        x = jnp.asarray(np.random.default_rng(0).normal(size=(b, t, h)).astype(np.float32))
+        out = []
+        for layer in (MinGRULayer(h, h, mode="parallel", rngs=nnx.Rngs(0)),
+                      MinGRULayer(h, h, mode="sequential", rngs=nnx.Rngs(0)),
+                      GRULayer(h, h, rngs=nnx.Rngs(0))):
+            graphdef, params = nnx.split(layer)
+            apply = lambda p, x, g=graphdef: nnx.merge(g, p)(x)[0]
+            out.append(_jax_timers(apply, params, x, repeats)[1])
+        print(f"| {t} | {out[0] * 1e3:.1f} | {out[1] * 1e3:.1f} | {out[2] * 1e3:.1f} | "
+              f"{out[2] / out[0]:.2f}x |", flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shapes", nargs="*", default=["32x256x256", "32x256x512", "64x128x512"],
+                   help="BxTxH shapes (input size F = H)")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--mingru-lengths", nargs="*", type=int, default=[1024, 4096])
+    p.add_argument("--quick", action="store_true", help="one small shape, 3 repeats")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.shapes, a.repeats, a.mingru_lengths = ["16x64x128"], 3, [512]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes]
+    dev = jax.devices()[0]
+    peak = matmul_gflops(a.repeats)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+          f"JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); "
+          f"2048^3 f32 matmul: {peak:.0f} GFLOP/s\n")
+    print("| B x T x H | implementation | fwd (ms) | fwd+bwd (ms) | fwd / grux | "
+          "fwd+bwd / grux | fwd % of matmul peak | fwd+bwd % of peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    gru_table(shapes, a.repeats, peak)
+    if not a.mingru_lengths:
+        return
+    mingru_table(a.mingru_lengths, 32 if not a.quick else 8, 256 if not a.quick else 64,
+                 a.repeats)
+
+
+if __name__ == "__main__":
+    main()
