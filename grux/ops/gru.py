@@ -203,21 +203,19 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
             gc = dh + g
         xr, xz, xn = _split3(xpt)
         r, z, n = _gates(xr, xz, xn, hpt, formulation)
+        passthrough = (tot - gc) if has_mask else 0.0    # masked steps: G flows to h_{t−1}
         if formulation == "cudnn":
             dn_pre = gc * (1.0 - z) * (1.0 - n * n)
             dz_pre = gc * (hprev - n) * z * (1.0 - z)
             dr_pre = dn_pre * hpt[:, 2 * hdim:] * r * (1.0 - r)
             dhp = jnp.concatenate([dr_pre, dz_pre, dn_pre * r], -1)
-            return gc * z + dhp @ w_t + (0.0 if not has_mask else tot - gc), (dhp, dn_pre)
-        else:
-            dn_pre = gc * z * (1.0 - n * n)
-            dz_pre = gc * (n - hprev) * z * (1.0 - z)
-            drh = dn_pre @ w_n_t
-            dr_pre = drh * hprev * r * (1.0 - r)
-            dh_prev = (gc * (1.0 - z) + drh * r
-                       + jnp.concatenate([dr_pre, dz_pre], -1) @ w_rz_t)
-        if has_mask:
-            dh_prev = dh_prev + (tot - gc)
+            return gc * z + dhp @ w_t + passthrough, (dhp, dn_pre)
+        dn_pre = gc * z * (1.0 - n * n)
+        dz_pre = gc * (n - hprev) * z * (1.0 - z)
+        drh = dn_pre @ w_n_t
+        dr_pre = drh * hprev * r * (1.0 - r)
+        dh_prev = (gc * (1.0 - z) + drh * r + passthrough
+                   + jnp.concatenate([dr_pre, dz_pre], -1) @ w_rz_t)
         return dh_prev, jnp.concatenate([dr_pre, dz_pre, dn_pre], -1)
 
     xs = (g_out, h_prev, xp, hp) + ((mask[..., None],) if has_mask else ())
