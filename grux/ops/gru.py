@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from grux.ops.scan import masked_scan, sigmoid
+from grux.ops.scan import masked_scan, match_vma, sigmoid
 
 Array = jax.Array
 FORMULATIONS = ("cho", "cudnn")
@@ -219,6 +219,7 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
         return dh_prev, jnp.concatenate([dr_pre, dz_pre, dn_pre], -1)
 
     xs = (g_out, h_prev, xp, hp) + ((mask[..., None],) if has_mask else ())
+    g_final = match_vma(g_final, xs, w_hh, b_hh)
     dh0, emitted = lax.scan(body, g_final, xs, reverse=True, unroll=unroll)
 
     # Weight gradients: single matmuls over all T·B rows.
@@ -287,6 +288,9 @@ def gru_scan(
         raise ValueError(f"mask must have shape (T, B)={xp.shape[:2]}, got {mask.shape}")
     if mask is not None:
         mask = mask.astype(xp.dtype)
+    # Inside shard_map all operands must vary over the same axes (a replicated weight's
+    # cotangent is then summed over devices by the transpose of this cast).
+    xp, h0, w_hh, b_hh, mask = match_vma((xp, h0, w_hh, b_hh, mask), xp, h0, w_hh, b_hh, mask)
     if backward == "custom":
         return _gru_scan_custom(xp, h0, w_hh, b_hh, mask, formulation, unroll, remat)
 

@@ -31,6 +31,34 @@ def sigmoid(x: Array) -> Array:
     return 0.5 * jnp.tanh(0.5 * x) + 0.5
 
 
+def _vma(x) -> frozenset:
+    """The ``shard_map`` axes ``x`` varies over (``aval.vma`` or, in JAX ≥ 0.10,
+    ``aval.manual_axis_type.varying``)."""
+    aval = jax.typeof(x)
+    vma = getattr(aval, "vma", None)
+    if vma is None:
+        vma = getattr(getattr(aval, "manual_axis_type", None), "varying", None)
+    return frozenset(vma or ())
+
+
+def match_vma(tree: Any, *like: Any) -> Any:
+    """Mark ``tree``'s leaves as varying over the same ``shard_map`` axes as ``like``.
+
+    Inside ``jax.shard_map`` a scan carry that starts replicated (e.g. a zero initial state)
+    but becomes device-varying after one step is a type error; casting the initial carry to
+    the inputs' varying axes fixes it. Outside ``shard_map`` this is the identity.
+    """
+    want = frozenset().union(*(_vma(l) for l in jax.tree.leaves(like)))
+    if not want:
+        return tree
+
+    def cast(x):
+        missing = tuple(sorted(want - _vma(x)))
+        return lax.pcast(x, missing, to="varying") if missing else x
+
+    return jax.tree.map(cast, tree)
+
+
 def lengths_to_mask(lengths: Array, max_len: int) -> Array:
     """``(B,)`` integer lengths → ``(B, T)`` boolean mask, ``mask[b, t] = t < lengths[b]``."""
     check_lengths(lengths)
@@ -89,6 +117,7 @@ def masked_scan(
       ``(ys, final_carry)`` with ``ys`` stacked ``(T, B, ...)``.
     """
     body = jax.checkpoint(step) if remat else step
+    carry = match_vma(carry, xs, mask)
     if mask is None:
         def scan_body(c, x):
             return body(c, x)
