@@ -60,11 +60,15 @@ def _jax_timers(apply, params, x, repeats):
     return t_f, t_b
 
 
-def bench_grux(b, t, h, x, repeats, backward="custom"):
-    layer = GRULayer(h, h, backward=backward, rngs=nnx.Rngs(0))
+def time_layer(layer, x, repeats):
+    """Forward and forward+backward times of a grux layer, through nnx.split/merge + jit."""
     graphdef, params = nnx.split(layer)
-    apply = lambda p, x: nnx.merge(graphdef, p)(x)[0]
-    return _jax_timers(apply, params, x, repeats), layer
+    return _jax_timers(lambda p, x: nnx.merge(graphdef, p)(x)[0], params, x, repeats)
+
+
+def bench_grux(h, x, repeats, backward="custom"):
+    layer = GRULayer(h, h, backward=backward, rngs=nnx.Rngs(0))
+    return time_layer(layer, x, repeats), layer
 
 
 def bench_linen(layer, x, repeats):
@@ -73,7 +77,7 @@ def bench_linen(layer, x, repeats):
     return _jax_timers(lambda p, x: rnn.apply(p, x), params, x, repeats)
 
 
-def bench_torch(b, t, h, x_np, repeats):
+def bench_torch(h, x_np, repeats):
     try:
         import torch
     except ImportError:
@@ -104,10 +108,10 @@ def gru_table(shapes, repeats, peak):
         x_np = np.random.default_rng(0).normal(size=(b, t, h)).astype(np.float32)
         x = jnp.asarray(x_np)
         flops_f = 2 * t * b * (h * 3 * h + h * 3 * h)
-        (g_f, g_b), layer = bench_grux(b, t, h, x, repeats)
-        (a_f, a_b), _ = bench_grux(b, t, h, x, repeats, backward="autodiff")
+        (g_f, g_b), layer = bench_grux(h, x, repeats)
+        (a_f, a_b), _ = bench_grux(h, x, repeats, backward="autodiff")
         l_f, l_b = bench_linen(layer, x, repeats)
-        tt = bench_torch(b, t, h, x_np, repeats)
+        tt = bench_torch(h, x_np, repeats)
         entries = [("grux GRU (custom VJP)", g_f, g_b), ("grux GRU (autodiff scan)", a_f, a_b),
                    ("flax linen nn.RNN(GRUCell)", l_f, l_b)]
         if tt is not None:
@@ -132,13 +136,10 @@ def mingru_table(lengths, b, h, repeats):
     print("|---|---|---|---|---|")
     for t in lengths:
         x = jnp.asarray(np.random.default_rng(0).normal(size=(b, t, h)).astype(np.float32))
-        out = []
-        for layer in (MinGRULayer(h, h, mode="parallel", rngs=nnx.Rngs(0)),
-                      MinGRULayer(h, h, mode="sequential", rngs=nnx.Rngs(0)),
-                      GRULayer(h, h, rngs=nnx.Rngs(0))):
-            graphdef, params = nnx.split(layer)
-            apply = lambda p, x, g=graphdef: nnx.merge(g, p)(x)[0]
-            out.append(_jax_timers(apply, params, x, repeats)[1])
+        out = [time_layer(layer, x, repeats)[1]
+               for layer in (MinGRULayer(h, h, mode="parallel", rngs=nnx.Rngs(0)),
+                             MinGRULayer(h, h, mode="sequential", rngs=nnx.Rngs(0)),
+                             GRULayer(h, h, rngs=nnx.Rngs(0)))]
         print(f"| {t} | {out[0] * 1e3:.1f} | {out[1] * 1e3:.1f} | {out[2] * 1e3:.1f} | "
               f"{out[2] / out[0]:.2f}x |", flush=True)
 

@@ -236,8 +236,8 @@ class MinGRULayer(RecurrentLayer):
     """One minGRU layer (Feng et al. 2024): input-only gates, no recurrent weights.
 
     ``mode="parallel"`` (log-space associative scan), ``"sequential"`` (a step-by-step scan;
-    same results) or ``"auto"`` (default): sequential on CPU, where it measured ~4x faster
-    than the associative scan (``scripts/benchmark_rnn.py``), parallel on accelerators.
+    same results) or ``"auto"`` (default): sequential on CPU, where the layer measured ~3x
+    faster than the associative scan (``scripts/benchmark_rnn.py``), parallel on accelerators.
     """
 
     blocks = 2
