@@ -338,7 +338,10 @@ class Recurrent(nnx.Module):
         return _stack_states([d.initial_state(batch, dtype)
                               for l in range(self.num_layers) for d in self.directions(l)])
 
-    def __call__(self, x, *, lengths=None, mask=None, initial_state=None, time_major=False):
+    def __call__(self, x, *, lengths=None, mask=None, initial_state=None, time_major=False,
+                 rngs: nnx.Rngs | jax.Array | None = None):
+        """Run the stack; ``rngs`` (an ``nnx.Rngs`` or a key) overrides the dropout stream,
+        which is how a functional training step gives every step fresh dropout masks."""
         n = self.num_layers * self.num_directions
         per_dir = None if initial_state is None else _unstack_states(initial_state, n)
         finals = []
@@ -354,7 +357,8 @@ class Recurrent(nnx.Module):
                 h, f = self.layers[l](h, initial_state=s, **kw)
                 finals.append(f)
             if self.dropout is not None and l < self.num_layers - 1:
-                h = self.dropout(h)
+                key = jax.random.fold_in(rngs, l) if isinstance(rngs, jax.Array) else rngs
+                h = self.dropout(h, rngs=key)
         return h, _stack_states(finals)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
@@ -20,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
-LossFn = Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]]
+LossFn = Callable[[Any, Any, jax.Array, Any], tuple[dict, Any]]
 
 
 def make_mesh(devices=None) -> Mesh:
@@ -36,54 +37,115 @@ def check_batch_divisible(global_batch: int, mesh: Mesh) -> None:
                          f"{n} devices of the data mesh")
 
 
-def shard_batch(batch: Any, mesh: Mesh) -> Any:
-    """Place a host batch (leading axis = global batch) split across the data axis."""
-    sharding = NamedSharding(mesh, P(DATA_AXIS))
-    leaves = jax.tree.leaves(batch)
-    if leaves:
-        check_batch_divisible(np.shape(leaves[0])[0], mesh)
-    return jax.tree.map(lambda x: jax.device_put(x, sharding), batch)
-
-
 def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Place ``tree`` (the same on every process) replicated over the mesh."""
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
-def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mesh):
-    """Build ``step(params, opt_state, batch, rng) -> (params, opt_state, metrics)``.
+def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mesh,
+                    schedule: optax.Schedule | None = None):
+    """Build ``step(state, batch) -> (state, metrics)``, jit-compiled, ``state`` donated.
 
-    ``loss_fn(params, batch_shard, rng) -> (mean_loss_over_shard, metrics)`` is per-device
-    code. ``rng`` is folded with the device index so dropout differs across shards. Metrics are
-    averaged over devices (``pmean``). Shards must be of equal size, so the per-device mean
-    of the means is the global mean.
+    ``state`` is ``{"params", "opt_state", "step", "rng", "carry"}``: everything replicated
+    except ``carry`` (truncated-BPTT state, batch-leading), which is split like the batch.
+    ``loss_fn(params, batch_shard, rng, carry_shard) -> (metrics, new_carry)`` is per-device
+    code returning ``(sum, weight)`` pairs (see :mod:`grux.tasks.base`). The objective is the
+    global mean ``psum(sum)/psum(weight)`` of ``metrics["loss"]``; its gradient with respect
+    to the replicated parameters already carries the cross-device sum, so gradients are
+    averaged exactly once (no extra ``pmean``). ``rng`` is ``fold_in(fold_in(state.rng,
+    step), device)``: fresh per step and per shard, and a pure function of the step, so a
+    resumed run draws the same numbers. Returned metrics are the summed pairs plus
+    ``grad_norm`` and ``learning_rate`` as ``(value, 1)``.
     """
 
-    def per_device(params, opt_state, batch, rng):
-        rng = jax.random.fold_in(rng, lax.axis_index(DATA_AXIS))
+    def per_device(state, batch):
+        rng = jax.random.fold_in(jax.random.fold_in(state["rng"], state["step"]),
+                                 lax.axis_index(DATA_AXIS))
 
         def objective(p):
-            loss, metrics = loss_fn(p, batch, rng)
-            return lax.pmean(loss, DATA_AXIS), metrics
+            metrics, carry = loss_fn(p, batch, rng, state["carry"])
+            total, weight = metrics["loss"]
+            return lax.psum(total, DATA_AXIS) / lax.psum(weight, DATA_AXIS), (metrics, carry)
 
-        (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        metrics = lax.pmean(dict(metrics, loss=loss,
-                                 grad_norm=optax.global_norm(grads)), DATA_AXIS)
-        return params, opt_state, metrics
+        (_, (metrics, carry)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state["params"])
+        updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+        new_state = dict(state, params=optax.apply_updates(state["params"], updates),
+                         opt_state=opt_state, step=state["step"] + 1, carry=carry)
+        metrics = _psum_pairs(metrics)
+        one = jnp.ones((), jnp.float32)
+        metrics["grad_norm"] = (optax.global_norm(grads), one)
+        if schedule is not None:
+            metrics["learning_rate"] = (jnp.asarray(schedule(state["step"]), jnp.float32), one)
+        return new_state, metrics
 
-    sharded = jax.shard_map(per_device, mesh=mesh,
-                            in_specs=(P(), P(), P(DATA_AXIS), P()),
-                            out_specs=(P(), P(), P()))
-    return jax.jit(sharded, donate_argnums=(0, 1))
+    specs = _state_specs()
+    sharded = jax.shard_map(per_device, mesh=mesh, in_specs=(specs, P(DATA_AXIS)),
+                            out_specs=(specs, P()))
+    return jax.jit(sharded, donate_argnums=(0,))
 
 
 def make_eval_step(loss_fn: LossFn, mesh: Mesh):
-    """Build ``eval_step(params, batch, rng) -> metrics`` averaged over the data axis."""
+    """Build ``eval_step(params, batch, carry) -> (metrics, carry)``, pairs summed over
+    devices. Evaluation is deterministic: ``loss_fn`` gets a fixed key (and the caller's
+    ``loss_fn`` runs the model in deterministic mode)."""
 
-    def per_device(params, batch, rng):
-        loss, metrics = loss_fn(params, batch, rng)
-        return lax.pmean(dict(metrics, loss=loss), DATA_AXIS)
+    def per_device(params, batch, carry):
+        metrics, carry = loss_fn(params, batch, jax.random.PRNGKey(0), carry)
+        return _psum_pairs(metrics), carry
 
-    return jax.jit(jax.shard_map(per_device, mesh=mesh, in_specs=(P(), P(DATA_AXIS), P()),
-                                 out_specs=P()))
+    return jax.jit(jax.shard_map(per_device, mesh=mesh,
+                                 in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
+                                 out_specs=(P(), P(DATA_AXIS))))
+
+
+def _state_specs() -> dict:
+    return {"params": P(), "opt_state": P(), "step": P(), "rng": P(), "carry": P(DATA_AXIS)}
+
+
+def _psum_pairs(metrics: dict) -> dict:
+    return {k: (lax.psum(s, DATA_AXIS), lax.psum(w, DATA_AXIS)) for k, (s, w) in metrics.items()}
+
+
+def global_batch(local_batch: Any, mesh: Mesh) -> Any:
+    """This process's rows of a global batch → global arrays split over the data axis.
+
+    Works with one process (the local batch is the global batch) and several (each process
+    passes its contiguous slice, in process order)."""
+    sharding = NamedSharding(mesh, P(DATA_AXIS))
+    n_local = len(mesh.local_devices)
+
+    def put(x):
+        x = np.asarray(x)
+        if x.shape[0] % n_local:
+            raise ValueError(f"per-process batch of {x.shape[0]} rows is not divisible by "
+                             f"the {n_local} local devices")
+        return jax.make_array_from_process_local_data(sharding, x)
+
+    return jax.tree.map(put, local_batch)
+
+
+def to_host(tree: Any) -> Any:
+    """Replicated (or fully addressable) arrays → NumPy, on every process."""
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(x)
+    return jax.tree.map(get, tree)
+
+
+def initialize_distributed(d) -> None:
+    """``jax.distributed.initialize`` from ``config.distributed`` (no-op when unset).
+
+    ``coordinator_address="auto"`` lets JAX detect the cluster (Cloud TPU, SLURM, ...);
+    ``"host:port"`` uses the explicit ``num_processes``/``process_id``. Must run before any
+    other JAX call touches the devices."""
+    if not d.coordinator_address:
+        return
+    if d.coordinator_address == "auto":
+        jax.distributed.initialize()
+        return
+    ids = [int(i) for i in d.local_device_ids.split(",")] if d.local_device_ids else None
+    jax.distributed.initialize(coordinator_address=d.coordinator_address,
+                               num_processes=d.num_processes, process_id=d.process_id,
+                               local_device_ids=ids)

@@ -1,0 +1,125 @@
+"""The adding problem (Hochreiter & Schmidhuber 1997): the embedded default task.
+
+Input ``(B, T, 2)``: uniform values and a marker channel with two ones, one in each half;
+target: the sum of the two marked values. Model: a recurrent stack, then a linear read-out of
+the last layer's final state. Metric: mean squared error; predicting the constant 1 gives
+``1/6 ≈ 0.167``, so a model below ~0.05 has learned to carry a value over up to ``T`` steps.
+Needs no files: every batch is generated from ``(seed, split, index)``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from grux.data.stream import BatchStream, seeded_rng
+from grux.data.synthetic import adding_problem
+from grux.nn import Recurrent
+from grux.tasks.base import Task, register, weighted
+
+TRIVIAL_MSE = 1.0 / 6.0
+_SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
+
+
+class Regressor(nnx.Module):
+    """Recurrent stack → linear read-out of the last layer's final state → ``(B,)``."""
+
+    def __init__(self, cell: str, in_features: int, hidden: int, num_layers: int,
+                 dropout: float, rngs: nnx.Rngs, **layer_kwargs):
+        self.rnn = Recurrent(cell, in_features, hidden, num_layers=num_layers,
+                             dropout=dropout, rngs=rngs, **layer_kwargs)
+        self.head = nnx.Linear(hidden, 1, rngs=rngs)
+
+    def __call__(self, x: jax.Array, rngs: jax.Array | None = None) -> jax.Array:
+        _, final = self.rnn(x, rngs=rngs)
+        last = final[0] if isinstance(final, tuple) else final  # LSTM: (h, c)
+        return self.head(last[-1])[:, 0]
+
+
+def recurrent_layer_kwargs(model_config: ml_collections.ConfigDict) -> dict:
+    """Cell-specific layer options from ``config.model``."""
+    return {"formulation": model_config.formulation} if model_config.cell == "gru" else {}
+
+
+@register
+class AddingTask(Task):
+    name = "adding"
+
+    @staticmethod
+    def default_config() -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict({
+            "task": {
+                "name": "adding",
+                "length": 200,          # T: sequence length
+                "eval_examples": 2048,  # sequences per evaluation split (valid, test)
+            },
+            "model": {
+                "cell": "gru",          # gru | lstm | tanh | mingru
+                "formulation": "cho",   # GRU only: cho (Cho 2014) | cudnn
+                "hidden": 64,
+                "num_layers": 1,
+                "dropout": 0.0,
+            },
+        })
+
+    @staticmethod
+    def validate(config: ml_collections.ConfigDict) -> None:
+        if config.task.length < 2:
+            raise ValueError(f"config.task.length must be >= 2, got {config.task.length}")
+        if config.task.eval_examples < 1:
+            raise ValueError("config.task.eval_examples must be positive, got "
+                             f"{config.task.eval_examples}")
+        validate_recurrent_model(config.model)
+
+    def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
+        m = self.config.model
+        return Regressor(m.cell, 2, m.hidden, m.num_layers, m.dropout, rngs,
+                         **recurrent_layer_kwargs(m))
+
+    def _stream(self, split: str, batch_size: int, num_batches, pi: int, pc: int):
+        seed, length = self.config.seed, self.config.task.length
+
+        def global_batch(i: int):
+            x, y = adding_problem(seeded_rng(seed, _SPLIT_IDS[split], i), batch_size, length)
+            return {"x": x, "y": y}
+
+        return BatchStream(global_batch, batch_size, num_batches,
+                           process_index=pi, process_count=pc)
+
+    def train_stream(self, batch_size, process_index, process_count):
+        return self._stream("train", batch_size, None, process_index, process_count)
+
+    def eval_streams(self, batch_size, process_index, process_count):
+        n = -(-self.config.task.eval_examples // batch_size)
+        return {s: self._stream(s, batch_size, n, process_index, process_count)
+                for s in ("valid", "test")}
+
+    def loss(self, model, batch, *, rng, carry, train):
+        pred = model(batch["x"], rngs=rng if train else None)
+        return {"loss": weighted((pred - batch["y"]) ** 2)}, carry
+
+    def report(self, summary: dict) -> list[str]:
+        mse = summary.get("test", {}).get("loss")
+        if mse is None:
+            return []
+        verdict = "learned the task" if mse < 0.05 else "did not learn the task"
+        return [f"test MSE {mse:.4f} vs {TRIVIAL_MSE:.4f} for always predicting 1: "
+                f"the {self.config.model.cell} {verdict} (T={self.config.task.length})"]
+
+
+CELLS = ("gru", "lstm", "tanh", "mingru")
+
+
+def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
+    """Checks shared by tasks whose ``config.model`` describes a recurrent stack."""
+    if m.cell not in CELLS:
+        raise ValueError(f"config.model.cell must be one of {CELLS}, got {m.cell!r}")
+    if m.formulation not in ("cho", "cudnn"):
+        raise ValueError(f"config.model.formulation must be 'cho' or 'cudnn', got "
+                         f"{m.formulation!r}")
+    for field in ("hidden", "num_layers"):
+        if m[field] < 1:
+            raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
+    if not 0.0 <= m.dropout < 1.0:
+        raise ValueError(f"config.model.dropout must be in [0, 1), got {m.dropout}")

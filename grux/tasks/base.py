@@ -1,0 +1,108 @@
+"""The task interface: what an experiment type plugs into the one trainer.
+
+A task owns its model, data streams, loss and metrics; it never writes a training loop.
+
+Metrics are pairs ``(sum, weight)`` of scalars computed on one device's shard, e.g. the summed
+squared error and the number of sequences, or the summed token NLL and the number of real
+tokens. The trainer adds pairs across devices (``psum``) and across steps or evaluation batches
+before dividing, so every reported number is an exact weighted mean over the examples it
+covers, whatever the device count or padding. The pair named ``"loss"`` is the training
+objective: the trainer differentiates ``psum(sum) / psum(weight)``, the global mean.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from grux.data.stream import BatchStream
+
+Metrics = dict[str, tuple[jax.Array, jax.Array]]
+
+
+def weighted(values: jax.Array, weights: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """``(Σ wᵢ·vᵢ, Σ wᵢ)`` over all elements (``w = 1`` when ``weights`` is None)."""
+    values = jnp.asarray(values, jnp.float32)
+    if weights is None:
+        return jnp.sum(values), jnp.asarray(values.size, jnp.float32)
+    weights = jnp.broadcast_to(jnp.asarray(weights, jnp.float32), values.shape)
+    return jnp.sum(values * weights), jnp.sum(weights)
+
+
+class Task(abc.ABC):
+    """Base class of every task.
+
+    Subclasses set ``name`` and implement the abstract methods. ``config`` is the full,
+    validated experiment config; a task reads ``config.task`` and ``config.model``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: ml_collections.ConfigDict):
+        self.config = config
+
+    @staticmethod
+    @abc.abstractmethod
+    def default_config() -> ml_collections.ConfigDict:
+        """Fields and defaults of ``{"task": ..., "model": ...}``: the schema the config
+        validator checks experiment files and overrides against."""
+
+    @staticmethod
+    def validate(config: ml_collections.ConfigDict) -> None:
+        """Raise ``ValueError`` naming the field for impossible task/model values."""
+
+    @abc.abstractmethod
+    def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
+        """The model, with freshly initialised parameters."""
+
+    @abc.abstractmethod
+    def train_stream(self, batch_size: int, process_index: int, process_count: int
+                     ) -> BatchStream:
+        """The (usually infinite) training stream of global batches of ``batch_size``."""
+
+    @abc.abstractmethod
+    def eval_streams(self, batch_size: int, process_index: int, process_count: int
+                     ) -> dict[str, BatchStream]:
+        """Finite evaluation streams by split name (e.g. ``valid``, ``test``)."""
+
+    def initial_carry(self, model: nnx.Module, batch_size: int) -> Any:
+        """State carried from one batch to the next (truncated BPTT); leaves lead with the
+        batch axis. Stateless tasks return ``{}``."""
+        return {}
+
+    @abc.abstractmethod
+    def loss(self, model: nnx.Module, batch: Any, *, rng: jax.Array, carry: Any,
+             train: bool) -> tuple[Metrics, Any]:
+        """Per-device loss: ``(metrics, new_carry)``, ``metrics["loss"]`` the objective."""
+
+    def summarize(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Derived metrics from reduced ones (e.g. perplexity = exp(loss)); host side."""
+        return dict(metrics)
+
+    def report(self, summary: dict) -> list[str]:
+        """Lines for the end-of-run summary that put the numbers in context."""
+        return []
+
+
+_REGISTRY: dict[str, type[Task]] = {}
+
+
+def register(cls: type[Task]) -> type[Task]:
+    """Class decorator adding a task to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_task_class(name: str) -> type[Task]:
+    if name not in _REGISTRY:
+        raise ValueError(f"config.task.name: unknown task {name!r}; known tasks: "
+                         f"{sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def task_names() -> list[str]:
+    return sorted(_REGISTRY)

@@ -1,0 +1,3 @@
+from grux.train.main import run
+
+run()

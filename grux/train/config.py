@@ -1,0 +1,212 @@
+"""Experiment configs: the trainer's fields, the task's fields, and validation.
+
+An experiment file in ``configs/`` does::
+
+    from grux.train.config import base_config
+
+    def get_config():
+        config = base_config("adding")      # every field, with defaults, locked
+        config.model.hidden = 128           # a misspelled field raises here
+        return config
+
+``base_config`` returns a *locked* ``ConfigDict``: assigning a field that does not exist raises
+at once, and assigning a value of another type raises too (``ConfigDict`` type safety).
+Command-line overrides (``--config.model.hidden=512``) go through ``ml_collections.config_flags``,
+which rejects unknown fields the same way. ``validate`` re-checks a finished config against
+the schema (for configs built without ``base_config``) and checks values, naming the field.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+
+import ml_collections
+
+from grux.tasks import get_task_class
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop", "adadelta", "sgd")
+SCHEDULES = ("constant", "cosine", "linear", "exponential")
+
+
+class ConfigError(ValueError):
+    """A config field is unknown, of the wrong type, or holds an impossible value."""
+
+
+def trainer_config() -> ml_collections.ConfigDict:
+    """The trainer's own fields and their defaults (task fields come from the task)."""
+    return ml_collections.ConfigDict({
+        "seed": 0,
+        "data_dir": "",               # dataset root; "" → $GRUX_DATA_DIR, then ../shared/data
+        "batch_size": 64,             # global batch: split over processes, then devices
+        "num_train_steps": 2000,
+        "optimizer": {
+            "name": "adam",           # adam | adamw | rmsprop | adadelta | sgd
+            "learning_rate": 1e-3,    # peak learning rate
+            "schedule": "constant",   # constant | cosine | linear | exponential
+            "warmup_steps": 0,        # linear warm-up from 0 to the peak
+            "decay_rate": 0.5,        # exponential: factor per `decay_every` steps
+            "decay_every": 1000,
+            "end_factor": 0.0,        # cosine / linear: final lr = end_factor · peak
+            "b1": 0.9, "b2": 0.999, "eps": 1e-8,  # adam(w)
+            "rho": 0.95,              # rmsprop / adadelta decay of the squared-gradient average
+            "momentum": 0.0,          # sgd / rmsprop
+            "nesterov": False,        # sgd
+            "weight_decay": 0.0,      # adamw: decoupled; others: added to the gradient (L2)
+            "clip_norm": 1.0,         # global-norm gradient clipping; 0 disables
+        },
+        "eval": {
+            "every_steps": 500,       # evaluate all splits every n steps and at the end
+            "batch_size": 0,          # 0 → batch_size
+            "metric": "valid/loss",   # best-checkpoint and early-stopping criterion
+            "mode": "min",            # min | max
+            "patience": 0,            # early stop after n evaluations without improvement; 0 off
+        },
+        "checkpoint": {
+            "every_steps": 500,       # periodic saves (and at the end, and on SIGTERM)
+            "keep": 3,                # most recent periodic checkpoints kept
+            "keep_best": True,        # also keep the best by eval.metric
+            "async_save": True,
+        },
+        "log": {
+            "every_steps": 50,        # train metrics (means over the interval) to JSONL/TB
+            "tensorboard": True,
+            "progress": True,         # progress line with loss, throughput and ETA
+        },
+        "distributed": {
+            "coordinator_address": "",  # "host:port" → jax.distributed.initialize(...)
+            "num_processes": 0,
+            "process_id": -1,
+            "local_device_ids": "",     # e.g. "0,1"; "" = all
+        },
+    })
+
+
+def base_config(task: str) -> ml_collections.ConfigDict:
+    """All fields of an experiment on ``task`` with their defaults, locked."""
+    config = trainer_config()
+    task_fields = get_task_class(task).default_config()
+    overlap = set(task_fields) & set(config)
+    if overlap or set(task_fields) != {"task", "model"}:
+        raise ConfigError(f"task {task!r} default_config must have exactly the sections "
+                         f"'task' and 'model', got {sorted(task_fields)}")
+    config.task = task_fields.task
+    config.model = task_fields.model
+    config.lock()
+    return config
+
+
+def _leaf_paths(d: ml_collections.ConfigDict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, ml_collections.ConfigDict):
+            out[path] = ml_collections.ConfigDict
+            out.update(_leaf_paths(v, path + "."))
+        else:
+            out[path] = type(v)
+    return out
+
+
+def _compatible(value_type: type, schema_type: type) -> bool:
+    if schema_type is type(None) or value_type is schema_type:
+        return True
+    if schema_type is float and value_type is int:
+        return True
+    if schema_type in (tuple, list) and value_type in (tuple, list):
+        return True
+    return False
+
+
+def check_schema(config: ml_collections.ConfigDict) -> None:
+    """Every field of ``config`` exists in the schema of its task, with a compatible type;
+    every schema field is present. Errors name the field and suggest the closest one."""
+    if "task" not in config or "name" not in config.task:
+        raise ConfigError("config.task.name is missing: it selects the task")
+    try:
+        schema = _leaf_paths(base_config(config.task.name))
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    given = _leaf_paths(config)
+    for path, typ in given.items():
+        if path not in schema:
+            close = difflib.get_close_matches(path, list(schema), n=1)
+            hint = f"; did you mean config.{close[0]}?" if close else ""
+            raise ConfigError(f"config.{path}: unknown field{hint}")
+        if not _compatible(typ, schema[path]):
+            raise ConfigError(f"config.{path}: expected {schema[path].__name__}, "
+                             f"got {typ.__name__}")
+    missing = sorted(set(schema) - set(given))
+    if missing:
+        raise ConfigError(f"config.{missing[0]}: missing field (start from "
+                         f"grux.train.config.base_config)")
+
+
+def validate(config: ml_collections.ConfigDict, device_count: int | None = None) -> None:
+    """Check schema and values; raise ``ValueError`` naming the first bad field.
+
+    ``device_count``: when given, the global batch sizes must divide over that many devices.
+    """
+    check_schema(config)
+
+    def need(cond: bool, field: str, what: str) -> None:
+        if not cond:
+            raise ConfigError(f"config.{field} {what}, got {_get(config, field)!r}")
+
+    need(config.batch_size >= 1, "batch_size", "must be >= 1")
+    need(config.num_train_steps >= 0, "num_train_steps", "must be >= 0")
+    o = config.optimizer
+    need(o.name in OPTIMIZERS, "optimizer.name", f"must be one of {OPTIMIZERS}")
+    need(o.schedule in SCHEDULES, "optimizer.schedule", f"must be one of {SCHEDULES}")
+    need(o.learning_rate > 0, "optimizer.learning_rate", "must be positive")
+    for f in ("warmup_steps", "weight_decay", "clip_norm", "momentum"):
+        need(o[f] >= 0, f"optimizer.{f}", "must be >= 0")
+    need(o.decay_every >= 1, "optimizer.decay_every", "must be >= 1")
+    need(0 < o.decay_rate <= 1, "optimizer.decay_rate", "must be in (0, 1]")
+    need(0 <= o.end_factor <= 1, "optimizer.end_factor", "must be in [0, 1]")
+    for f in ("b1", "b2", "rho"):
+        need(0 <= o[f] < 1, f"optimizer.{f}", "must be in [0, 1)")
+    need(o.eps > 0, "optimizer.eps", "must be positive")
+    e = config.eval
+    need(e.every_steps >= 1, "eval.every_steps", "must be >= 1")
+    need(e.batch_size >= 0, "eval.batch_size", "must be >= 0 (0: use batch_size)")
+    need(e.mode in ("min", "max"), "eval.mode", "must be 'min' or 'max'")
+    need(e.patience >= 0, "eval.patience", "must be >= 0")
+    need("/" in e.metric, "eval.metric", "must be '<split>/<metric>', e.g. 'valid/loss'")
+    c = config.checkpoint
+    need(c.every_steps >= 1, "checkpoint.every_steps", "must be >= 1")
+    need(c.keep >= 1, "checkpoint.keep", "must be >= 1")
+    need(config.log.every_steps >= 1, "log.every_steps", "must be >= 1")
+    d = config.distributed
+    if d.coordinator_address:
+        need(d.num_processes >= 1, "distributed.num_processes",
+             "must be >= 1 when distributed.coordinator_address is set")
+        need(0 <= d.process_id < d.num_processes, "distributed.process_id",
+             f"must be in [0, {d.num_processes})")
+    if device_count is not None:
+        for f in ("batch_size", "eval.batch_size"):
+            v = _get(config, f) or config.batch_size
+            if v % device_count:
+                raise ConfigError(f"config.{f}={v} is not divisible by the {device_count} "
+                                 "devices of the data-parallel mesh")
+    try:
+        get_task_class(config.task.name).validate(config)
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+
+
+def _get(config, dotted: str):
+    for part in dotted.split("."):
+        config = config[part]
+    return config
+
+
+def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
+    """``config.data_dir``, else ``$GRUX_DATA_DIR``, else ``<repo>/../shared/data``."""
+    if config.data_dir:
+        return config.data_dir
+    if os.environ.get("GRUX_DATA_DIR"):
+        return os.environ["GRUX_DATA_DIR"]
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return os.path.join(os.path.dirname(repo), "shared", "data")
