@@ -61,22 +61,24 @@ def saved_shapes(metadata: Any) -> dict[str, tuple[tuple[int, ...], str]]:
 
 
 def check_compatible(saved: dict, target: dict, where: str) -> None:
-    """Raise :class:`CheckpointMismatchError` naming the first differing array."""
-    for name in sorted(set(saved) | set(target)):
+    """Raise :class:`CheckpointMismatchError` listing every differing array, parameters first
+    (optimizer and carried state only mirror them)."""
+    problems = []
+    for name in sorted(set(saved) | set(target), key=lambda n: (not n.startswith("params"), n)):
         if name not in target:
-            raise CheckpointMismatchError(
-                f"checkpoint {where} has {name} {saved[name][0]} that the model built from "
-                "this config does not have (was the config changed, e.g. num_layers or "
-                "cell?)")
-        if name not in saved:
-            raise CheckpointMismatchError(
-                f"checkpoint {where} lacks {name} {target[name][0]}, which the model built "
-                "from this config has (was the config changed?)")
-        if saved[name] != target[name]:
-            raise CheckpointMismatchError(
-                f"checkpoint {where}: {name} is {saved[name][0]} {saved[name][1]} in the "
-                f"checkpoint but {target[name][0]} {target[name][1]} in the model built from "
-                "this config (was the config changed, e.g. model.hidden?)")
+            problems.append(f"{name} {saved[name][0]} is in the checkpoint but not in the model")
+        elif name not in saved:
+            problems.append(f"{name} {target[name][0]} is in the model but not in the checkpoint")
+        elif saved[name] != target[name]:
+            problems.append(f"{name} is {saved[name][0]} {saved[name][1]} in the checkpoint but "
+                            f"{target[name][0]} {target[name][1]} in the model")
+    if problems:
+        shown = "\n  ".join(problems[:8])
+        more = f"\n  ... and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise CheckpointMismatchError(
+            f"checkpoint {where} does not fit the model built from this config (was the "
+            f"config changed, e.g. model.hidden, model.num_layers or model.cell? use a new "
+            f"--workdir for a new model):\n  {shown}{more}")
 
 
 class Checkpointer:
@@ -86,13 +88,20 @@ class Checkpointer:
                  async_save: bool = True):
         self.workdir = os.path.abspath(workdir)
         opts = dict(enable_async_checkpointing=async_save, create=True)
-        self.manager = ocp.CheckpointManager(
-            os.path.join(self.workdir, "checkpoints"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, **opts))
-        self.best = (ocp.CheckpointManager(
-            os.path.join(self.workdir, "best"),
-            options=ocp.CheckpointManagerOptions(max_to_keep=1, **opts))
-            if keep_best else None)
+
+        def manager(sub: str, max_to_keep: int) -> ocp.CheckpointManager:
+            return ocp.CheckpointManager(
+                os.path.join(self.workdir, sub),
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=max_to_keep, **opts,
+                    # the two managers may save the same step: keep their barriers apart
+                    multiprocessing_options=ocp.options.MultiprocessingOptions(
+                        barrier_sync_key_prefix=f"grux_{sub}")),
+                item_handlers={"state": ocp.StandardCheckpointHandler(),
+                               "meta": ocp.JsonCheckpointHandler()})
+
+        self.manager = manager("checkpoints", keep)
+        self.best = manager("best", 1) if keep_best else None
 
     @staticmethod
     def _args(state, meta) -> ocp.args.Composite:

@@ -74,7 +74,7 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mes
                          opt_state=opt_state, step=state["step"] + 1, carry=carry)
         metrics = _psum_pairs(metrics)
         one = jnp.ones((), jnp.float32)
-        metrics["grad_norm"] = (optax.global_norm(grads), one)
+        metrics["grad_norm"] = (optax.tree.norm(grads), one)
         if schedule is not None:
             metrics["learning_rate"] = (jnp.asarray(schedule(state["step"]), jnp.float32), one)
         return new_state, metrics

@@ -1,0 +1,90 @@
+"""Helpers for tests that run the trainer as a user would: ``python -m grux.train`` in a
+subprocess (own XLA device count, real signals), and read its checkpoints back."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny echo (truncated-BPTT) run: carried state, 2 layers with dropout (RNG), ~3 s a run.
+TINY_ECHO = ["--config.model.hidden=16", "--config.model.num_layers=2",
+             "--config.model.dropout=0.1", "--config.batch_size=8", "--config.task.window=10",
+             "--config.task.delay=3", "--config.task.eval_windows=2",
+             "--config.eval.every_steps=20", "--config.log.every_steps=5",
+             "--config.checkpoint.every_steps=5", "--config.checkpoint.keep=50",
+             "--config.log.tensorboard=False"]
+
+
+def env(devices: int = 1) -> dict:
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+                JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+
+
+def command(workdir, *overrides, config: str = "configs/echo.py") -> list[str]:
+    return [sys.executable, "-m", "grux.train", f"--config={ROOT / config}",
+            f"--workdir={workdir}", *overrides]
+
+
+def run(workdir, *overrides, config: str = "configs/echo.py", devices: int = 1,
+        check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run(command(workdir, *overrides, config=config), env=env(devices),
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    if check:
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out
+
+
+def start(workdir, *overrides, config: str = "configs/echo.py", devices: int = 1,
+          log=None) -> subprocess.Popen:
+    return subprocess.Popen(command(workdir, *overrides, config=config), env=env(devices),
+                            stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            cwd=ROOT)
+
+
+def saved_steps(workdir) -> list[int]:
+    d = Path(workdir) / "checkpoints"
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.is_dir() else []
+
+
+def wait_for_step(workdir, step: int, proc: subprocess.Popen, timeout: float = 300) -> int:
+    """Block until a finalised checkpoint at ``>= step`` exists; return the newest."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        steps = [s for s in saved_steps(workdir)
+                 if (Path(workdir) / "checkpoints" / str(s) / "_CHECKPOINT_METADATA").exists()]
+        if steps and steps[-1] >= step:
+            return steps[-1]
+        assert proc.poll() is None, f"trainer exited early with {proc.returncode}"
+        time.sleep(0.05)
+    raise TimeoutError(f"no checkpoint >= {step} in {workdir}")
+
+
+def checkpoint_state(workdir, step: int | None = None) -> dict:
+    """The saved train state (NumPy leaves, flattened to dotted names) of a checkpoint."""
+    import jax
+    import orbax.checkpoint as ocp
+    mgr = ocp.CheckpointManager(Path(workdir) / "checkpoints", item_handlers={
+        "state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()})
+    step = mgr.latest_step() if step is None else step
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # any saved topology → here
+    target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one),
+                          mgr.item_metadata(step)["state"])
+    state = mgr.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target)))["state"]
+    mgr.close()
+    flat = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {jax.tree_util.keystr(p): np.asarray(v) for p, v in flat}
+
+
+def assert_bitwise_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        assert np.array_equal(a[k], b[k]), f"{k} differs (max |Δ| = " \
+            f"{np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)))})"
