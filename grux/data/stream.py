@@ -38,7 +38,7 @@ class BatchStream:
                              f"{process_count} processes")
         if not 0 <= process_index < process_count:
             raise ValueError(f"process_index {process_index} not in [0, {process_count})")
-        self._fn = global_batch
+        self.global_batch = global_batch
         self.batch_size = batch_size
         self.num_batches = num_batches
         self.process_index = process_index
@@ -74,7 +74,7 @@ class BatchStream:
     def __next__(self) -> Any:
         if self.num_batches is not None and self.position >= self.num_batches:
             raise StopIteration
-        batch = self._fn(self.position)
+        batch = self.global_batch(self.position)
         self.position += 1
         return self._local(batch)
 

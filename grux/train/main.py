@@ -24,6 +24,16 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, met
                                "summary); default runs/<config name>.")
 
 
+def parse_config(argv: list[str], default: str = DEFAULT_CONFIG):
+    """Parse ``['--config=path.py[:arg]', '--config.a.b=v', ...]`` exactly as the command line
+    does and return the config (for scripts, notebooks and tests)."""
+    fv = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", default, flag_values=fv,
+                                             lock_config=True, sys_argv=["grux-train", *argv])
+    fv(["grux-train", *argv])
+    return holder.value
+
+
 def default_workdir(config_path: str) -> str:
     name = os.path.splitext(os.path.basename(config_path.split(":")[0]))[0]
     arg = config_path.split(":", 1)[1] if ":" in config_path else ""

@@ -175,7 +175,7 @@ class _Trainer:
             raise ConfigError(f"config.eval.metric={self.config.eval.metric!r}: the task has "
                               f"no split {split!r}; splits: {sorted(self.eval_data)}")
         stream = self.eval_data[split]
-        local = stream._fn(0)
+        local = stream.global_batch(0)
         shapes = jax.eval_shape(
             self.eval_step, self.state["params"],
             jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype),

@@ -34,6 +34,10 @@ def test_one_vs_eight_devices_same_training(tmp_path):
     a, b = checkpoint_state(tmp_path / "one"), checkpoint_state(tmp_path / "eight")
     for k in a:  # params, optimizer state and the carried (sharded) recurrent state
         np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    # a checkpoint written on 8 devices resumes on 1
+    out = run(tmp_path / "eight", *DP, "--config.num_train_steps=14", devices=1)
+    assert "(step 12)" in out.stdout and json.loads(
+        (tmp_path / "eight" / "summary.json").read_text())["step"] == 14
 
 
 def test_batch_not_divisible_by_devices_is_a_config_error(tmp_path):

@@ -112,7 +112,7 @@ class _NanAddingTask(AddingTask):
 
     def train_stream(self, batch_size, process_index, process_count):
         stream = super().train_stream(batch_size, process_index, process_count)
-        fn = stream._fn
+        fn = stream.global_batch
 
         def poisoned(i):
             b = fn(i)
@@ -120,7 +120,7 @@ class _NanAddingTask(AddingTask):
                 b["x"][0, 0, 0] = np.nan
             return b
 
-        stream._fn = poisoned
+        stream.global_batch = poisoned
         return stream
 
 

@@ -1,0 +1,141 @@
+"""Configs: every experiment file loads and validates; unknown fields, wrong types and
+impossible values fail at start-up naming the field; command-line overrides work."""
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+import optax
+import pytest
+from absl import flags
+
+from grux.train import ConfigError, base_config, validate
+from grux.train.main import parse_config
+from grux.train.optim import make_optimizer, make_schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted((ROOT / "configs").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_file_loads_validates_and_documents_its_command(path):
+    config = parse_config([f"--config={path}"])
+    validate(config, device_count=1)
+    text = path.read_text()
+    assert "python -m grux.train --config configs/" in text, "docstring must give the command"
+
+
+def test_default_config_is_the_adding_problem_at_T200():
+    c = parse_config([])
+    assert (c.task.name, c.task.length, c.model.cell) == ("adding", 200, "gru")
+    validate(c, device_count=1)
+
+
+def test_overrides_from_the_command_line():
+    c = parse_config([f"--config={ROOT / 'configs/adding.py'}:tanh", "--config.model.hidden=7",
+                      "--config.optimizer.name=rmsprop"])
+    assert (c.model.cell, c.model.hidden, c.optimizer.name) == ("tanh", 7, "rmsprop")
+
+
+def test_unknown_override_field_is_an_error_naming_it():
+    with pytest.raises(AttributeError, match='Did you mean "hidden"'):
+        parse_config(["--config.model.hiden=3"])
+
+
+def test_override_of_wrong_type_is_an_error_naming_it():
+    with pytest.raises(flags.IllegalFlagValueError, match="config.model.hidden=abc"):
+        parse_config(["--config.model.hidden=abc"])
+
+
+def test_base_config_is_locked_and_typed():
+    c = base_config("adding")
+    with pytest.raises(AttributeError):
+        c.model.hiden = 3
+    with pytest.raises(TypeError):
+        c.batch_size = "64"
+
+
+def test_unknown_field_in_a_hand_built_config_is_named_with_a_suggestion():
+    c = ml_collections.ConfigDict(base_config("adding").to_dict())
+    c.optimizer.learning_rat = 0.1
+    with pytest.raises(ConfigError, match=r"config\.optimizer\.learning_rat: unknown field; "
+                                          r"did you mean config\.optimizer\.learning_rate"):
+        validate(c)
+
+
+def test_wrong_type_and_missing_field_in_a_hand_built_config():
+    d = base_config("adding").to_dict()
+    d["num_train_steps"] = "many"
+    with pytest.raises(ConfigError, match=r"config\.num_train_steps: expected int, got str"):
+        validate(ml_collections.ConfigDict(d))
+    d = base_config("adding").to_dict()
+    del d["eval"]["patience"]
+    with pytest.raises(ConfigError, match=r"config\.eval\.patience: missing field"):
+        validate(ml_collections.ConfigDict(d))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("optimizer.learning_rate", -1.0, r"config\.optimizer\.learning_rate must be positive"),
+    ("optimizer.name", "adamax", r"config\.optimizer\.name must be one of"),
+    ("batch_size", 0, r"config\.batch_size must be >= 1"),
+    ("eval.mode", "lowest", r"config\.eval\.mode must be 'min' or 'max'"),
+    ("model.cell", "transformer", r"config\.model\.cell must be one of"),
+    ("model.dropout", 1.0, r"config\.model\.dropout must be in \[0, 1\)"),
+    ("task.length", 1, r"config\.task\.length must be >= 2"),
+    ("task.name", "imagenet", r"config\.task\.name: unknown task 'imagenet'"),
+])
+def test_impossible_values_are_named(field, value, message):
+    c = ml_collections.ConfigDict(base_config("adding").to_dict())
+    section, _, leaf = field.rpartition(".")
+    (c[section] if section else c)[leaf] = value
+    with pytest.raises(ConfigError, match=message):
+        validate(c)
+
+
+def test_batch_must_divide_over_devices():
+    c = base_config("adding")
+    c.batch_size = 12
+    validate(c, device_count=4)
+    with pytest.raises(ConfigError, match=r"config\.batch_size=12 is not divisible by the 8"):
+        validate(c, device_count=8)
+    c.batch_size, c.eval.batch_size = 16, 12
+    with pytest.raises(ConfigError, match=r"config\.eval\.batch_size=12"):
+        validate(c, device_count=8)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "adadelta", "sgd"])
+def test_every_optimizer_builds_and_descends(name):
+    o = base_config("adding").optimizer
+    o.name, o.learning_rate, o.momentum, o.weight_decay = name, 0.1, 0.5, 1e-4
+    if name == "adadelta":
+        o.learning_rate = 1.0
+    tx, _ = make_optimizer(o, 100)
+    params = {"w": np.array([3.0, -2.0], np.float32)}
+    state = tx.init(params)
+    loss = lambda p: float(np.sum(np.asarray(p["w"]) ** 2))  # noqa: E731
+    start = loss(params)
+    for _ in range(20):
+        grads = {"w": 2 * params["w"]}
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    assert loss(params) < start
+
+
+def test_schedules_warmup_peak_and_end():
+    o = base_config("adding").optimizer
+    o.learning_rate, o.warmup_steps = 1.0, 10
+    o.schedule, o.end_factor = "cosine", 0.1
+    s = make_schedule(o, 110)
+    assert float(s(0)) == 0.0 and float(s(5)) == pytest.approx(0.5)
+    assert float(s(10)) == pytest.approx(1.0) and float(s(110)) == pytest.approx(0.1)
+    o.schedule, o.warmup_steps, o.decay_every, o.decay_rate = "exponential", 0, 10, 0.5
+    s = make_schedule(o, 100)
+    assert [float(s(t)) for t in (0, 9, 10, 25)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_clipping_bounds_the_update_norm():
+    o = base_config("adding").optimizer
+    o.name, o.learning_rate, o.clip_norm = "sgd", 1.0, 1.0
+    tx, _ = make_optimizer(o, 10)
+    params = {"w": np.zeros(4, np.float32)}
+    updates, _ = tx.update({"w": np.full(4, 100.0, np.float32)}, tx.init(params), params)
+    assert float(optax.tree.norm(updates)) == pytest.approx(1.0, rel=1e-5)
