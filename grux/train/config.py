@@ -39,6 +39,8 @@ def trainer_config() -> ml_collections.ConfigDict:
         "data_dir": "",               # dataset root; "" → $GRUX_DATA_DIR, then ../shared/data
         "batch_size": 64,             # global batch: split over processes, then devices
         "num_train_steps": 2000,
+        "weight_noise": 0.0,          # std of Gaussian noise on every parameter in training
+                                      # forward passes (Graves 2011; Chung et al. 2014: 0.075)
         "optimizer": {
             "name": "adam",           # adam | adamw | rmsprop | adadelta | sgd
             "learning_rate": 1e-3,    # peak learning rate
@@ -154,6 +156,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
 
     need(config.batch_size >= 1, "batch_size", "must be >= 1")
     need(config.num_train_steps >= 0, "num_train_steps", "must be >= 0")
+    need(config.weight_noise >= 0, "weight_noise", "must be >= 0")
     o = config.optimizer
     need(o.name in OPTIMIZERS, "optimizer.name", f"must be one of {OPTIMIZERS}")
     need(o.schedule in SCHEDULES, "optimizer.schedule", f"must be one of {SCHEDULES}")

@@ -9,6 +9,8 @@ momentum.
 """
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -55,3 +57,15 @@ def make_optimizer(o: ml_collections.ConfigDict, total_steps: int
         parts.append(optax.add_decayed_weights(o.weight_decay))
     parts.append(opt)
     return optax.chain(*parts), lr
+
+
+def add_weight_noise(params, rng, std: float):
+    """``θ̃ = θ + std·ε``, ``ε ~ N(0, I)`` fresh for every parameter and step (Graves 2011).
+
+    The training loss is evaluated at ``θ̃`` and its gradient (``∂θ̃/∂θ = I``) applied to the
+    clean ``θ``; evaluation uses ``θ``."""
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(rng, len(leaves))
+    return jax.tree.unflatten(treedef, [
+        x + jnp.asarray(std, x.dtype) * jax.random.normal(k, x.shape, x.dtype)
+        for x, k in zip(leaves, keys)])

@@ -20,6 +20,8 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from grux.train.optim import add_weight_noise
+
 DATA_AXIS = "data"
 LossFn = Callable[[Any, Any, jax.Array, Any], tuple[dict, Any]]
 
@@ -43,7 +45,7 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
 
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mesh,
-                    schedule: optax.Schedule | None = None):
+                    schedule: optax.Schedule | None = None, weight_noise: float = 0.0):
     """Build ``step(state, batch) -> (state, metrics)``, jit-compiled, ``state`` donated.
 
     ``state`` is ``{"params", "opt_state", "step", "rng", "carry"}``: everything replicated
@@ -52,17 +54,21 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mes
     code returning ``(sum, weight)`` pairs (see :mod:`grux.tasks.base`). The objective is the
     global mean ``psum(sum)/psum(weight)`` of ``metrics["loss"]``; its gradient with respect
     to the replicated parameters already carries the cross-device sum, so gradients are
-    averaged exactly once (no extra ``pmean``). ``rng`` is ``fold_in(fold_in(state.rng,
-    step), device)``: fresh per step and per shard, and a pure function of the step, so a
-    resumed run draws the same numbers. Returned metrics are the summed pairs plus
+    averaged exactly once (no extra ``pmean``). ``rng`` is derived from ``fold_in(state.rng,
+    step)`` and folded with the device index: fresh per step and per shard, and a pure function
+    of the step, so a resumed run draws the same numbers. ``weight_noise > 0`` evaluates the
+    loss at ``θ + weight_noise·ε`` (:func:`grux.train.optim.add_weight_noise`), with ``ε``
+    drawn from a key shared by all devices, so every shard sees the same noisy weights. Returned metrics are the summed pairs plus
     ``grad_norm`` and ``learning_rate`` as ``(value, 1)``.
     """
 
     def per_device(state, batch):
-        rng = jax.random.fold_in(jax.random.fold_in(state["rng"], state["step"]),
-                                 lax.axis_index(DATA_AXIS))
+        noise_rng, rng = jax.random.split(jax.random.fold_in(state["rng"], state["step"]))
+        rng = jax.random.fold_in(rng, lax.axis_index(DATA_AXIS))
 
         def objective(p):
+            if weight_noise > 0:
+                p = add_weight_noise(p, noise_rng, weight_noise)
             metrics, carry = loss_fn(p, batch, rng, state["carry"])
             total, weight = metrics["loss"]
             return lax.psum(total, DATA_AXIS) / lax.psum(weight, DATA_AXIS), (metrics, carry)

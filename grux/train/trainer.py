@@ -144,7 +144,8 @@ class _Trainer:
                          raise_if_not_found=False)
             return task.loss(m, batch, rng=rng, carry=carry, train=False)
 
-        self.train_step = parallel.make_train_step(train_loss, self.tx, mesh, schedule)
+        self.train_step = parallel.make_train_step(train_loss, self.tx, mesh, schedule,
+                                                   weight_noise=config.weight_noise)
         self.eval_step = parallel.make_eval_step(eval_loss, mesh)
         self.ckpt = Checkpointer(workdir, keep=config.checkpoint.keep,
                                  keep_best=config.checkpoint.keep_best,

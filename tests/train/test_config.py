@@ -139,3 +139,18 @@ def test_clipping_bounds_the_update_norm():
     params = {"w": np.zeros(4, np.float32)}
     updates, _ = tx.update({"w": np.full(4, 100.0, np.float32)}, tx.init(params), params)
     assert float(optax.tree.norm(updates)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_weight_noise_has_the_requested_std_and_keeps_gradients():
+    import jax
+    import jax.numpy as jnp
+
+    from grux.train.optim import add_weight_noise
+    params = {"a": jnp.zeros((300, 300)), "b": jnp.ones(5)}
+    noisy = add_weight_noise(params, jax.random.PRNGKey(0), 0.075)
+    assert float(jnp.std(noisy["a"])) == pytest.approx(0.075, rel=0.02)
+    assert not np.allclose(noisy["a"][:5, 0], noisy["b"] - 1)  # independent per leaf
+    g = jax.grad(lambda p: jnp.sum(add_weight_noise(p, jax.random.PRNGKey(1), 0.1)["b"] ** 2))(
+        params)
+    np.testing.assert_allclose(g["b"], 2 * add_weight_noise(params, jax.random.PRNGKey(1),
+                                                            0.1)["b"], rtol=1e-6)
