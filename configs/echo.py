@@ -21,7 +21,7 @@ def get_config():
     config.num_train_steps = 1000
     config.optimizer.learning_rate = 3e-3
     config.eval.every_steps = 250
-    config.eval.metric = "valid/accuracy"
+    config.eval.metric = "validation/accuracy"
     config.eval.mode = "max"
     config.checkpoint.every_steps = 250
     config.log.every_steps = 50

@@ -296,6 +296,8 @@ class Recurrent(nnx.Module):
       num_layers: stacked layers; layer ``l > 0`` reads layer ``l − 1``'s outputs.
       bidirectional: two directions per layer, outputs concatenated (``2H`` features).
       dropout: dropout rate on the outputs of every layer except the last (as PyTorch).
+      variational_dropout: one dropout mask per sequence, shared by all time steps (Gal &
+        Ghahramani 2016, "locked" dropout) instead of a fresh mask per step and unit.
       **layer_kwargs: passed to every layer (``formulation``, ``backward``, ``dtype``,
         ``param_dtype``, ``unroll``, ``remat``, initialisers, ``forget_bias``, ``mode``).
 
@@ -306,7 +308,7 @@ class Recurrent(nnx.Module):
 
     def __init__(self, cell: str, in_features: int, hidden_features: int, *,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 rngs: nnx.Rngs, **layer_kwargs):
+                 variational_dropout: bool = False, rngs: nnx.Rngs, **layer_kwargs):
         if cell not in LAYERS:
             raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {cell!r}")
         if num_layers < 1:
@@ -326,7 +328,9 @@ class Recurrent(nnx.Module):
             make = lambda: layer_cls(fin, hidden_features, rngs=rngs, **layer_kwargs)
             layers.append(Bidirectional(make(), make()) if bidirectional else make())
         self.layers = nnx.List(layers)
-        self.dropout = nnx.Dropout(dropout, rngs=rngs) if dropout > 0 else None
+        self.variational_dropout = variational_dropout
+        self.dropout = (nnx.Dropout(dropout, broadcast_dims=(1,) if variational_dropout else (),
+                                    rngs=rngs) if dropout > 0 else None)
 
     def directions(self, layer: int) -> list[RecurrentLayer]:
         """The per-direction layers of stack layer ``layer`` (forward first)."""
@@ -358,7 +362,10 @@ class Recurrent(nnx.Module):
                 finals.append(f)
             if self.dropout is not None and l < self.num_layers - 1:
                 key = jax.random.fold_in(rngs, l) if isinstance(rngs, jax.Array) else rngs
+                swap = time_major and self.variational_dropout  # mask broadcast over time
+                h = jnp.swapaxes(h, 0, 1) if swap else h
                 h = self.dropout(h, rngs=key)
+                h = jnp.swapaxes(h, 0, 1) if swap else h
         return h, _stack_states(finals)
 
 

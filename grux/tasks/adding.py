@@ -19,7 +19,7 @@ from grux.nn import Recurrent
 from grux.tasks.base import Task, register, weighted
 
 TRIVIAL_MSE = 1.0 / 6.0
-_SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
+_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
 class Regressor(nnx.Module):
@@ -52,7 +52,7 @@ class AddingTask(Task):
             "task": {
                 "name": "adding",
                 "length": 200,          # T: sequence length
-                "eval_examples": 2048,  # sequences per evaluation split (valid, test)
+                "eval_examples": 2048,  # sequences per evaluation split (validation, test)
             },
             "model": {
                 "cell": "gru",          # gru | lstm | tanh | mingru
@@ -93,7 +93,7 @@ class AddingTask(Task):
     def eval_streams(self, batch_size, process_index, process_count):
         n = -(-self.config.task.eval_examples // batch_size)
         return {s: self._stream(s, batch_size, n, process_index, process_count)
-                for s in ("valid", "test")}
+                for s in ("validation", "test")}
 
     def loss(self, model, batch, *, rng, carry, train):
         pred = model(batch["x"], rngs=rng if train else None)

@@ -33,6 +33,20 @@ def weighted(values: jax.Array, weights: jax.Array | None = None) -> tuple[jax.A
     return jnp.sum(values * weights), jnp.sum(weights)
 
 
+def swap_batch_axis(state: Any) -> Any:
+    """``(L·D, B, H) ↔ (B, L·D, H)`` for every state array (an LSTM state has two): recurrent
+    stacks keep states layer-major, carries between batches are batch-leading so they can be
+    split over devices like the batch."""
+    return jax.tree.map(lambda s: jnp.swapaxes(s, 0, 1), state)
+
+
+def reset_rows(state: Any, reset: jax.Array) -> Any:
+    """Zero the batch-leading state rows where ``reset (B,)`` is 1 (a stream restarts)."""
+    keep = 1.0 - jnp.asarray(reset, jnp.float32)
+    return jax.tree.map(lambda s: s * keep.reshape((-1,) + (1,) * (s.ndim - 1)).astype(s.dtype),
+                        state)
+
+
 class Task(abc.ABC):
     """Base class of every task.
 
@@ -67,7 +81,7 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def eval_streams(self, batch_size: int, process_index: int, process_count: int
                      ) -> dict[str, BatchStream]:
-        """Finite evaluation streams by split name (e.g. ``valid``, ``test``)."""
+        """Finite evaluation streams by split name (e.g. ``validation``, ``test``)."""
 
     def initial_carry(self, model: nnx.Module, batch_size: int) -> Any:
         """State carried from one batch to the next (truncated BPTT); leaves lead with the
@@ -78,6 +92,10 @@ class Task(abc.ABC):
     def loss(self, model: nnx.Module, batch: Any, *, rng: jax.Array, carry: Any,
              train: bool) -> tuple[Metrics, Any]:
         """Per-device loss: ``(metrics, new_carry)``, ``metrics["loss"]`` the objective."""
+
+    def save_artifacts(self, workdir: str) -> None:
+        """Write what inference needs besides the parameters (e.g. a vocabulary) into the
+        workdir; called once by process 0 before training."""
 
     def summarize(self, metrics: dict[str, float]) -> dict[str, float]:
         """Derived metrics from reduced ones (e.g. perplexity = exp(loss)); host side."""

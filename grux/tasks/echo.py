@@ -21,9 +21,9 @@ from flax import nnx
 from grux.data.stream import BatchStream, seeded_rng
 from grux.nn import Recurrent
 from grux.tasks.adding import recurrent_layer_kwargs, validate_recurrent_model
-from grux.tasks.base import Task, register, weighted
+from grux.tasks.base import Task, register, swap_batch_axis, weighted
 
-_SPLIT_IDS = {"train": 0, "valid": 1, "test": 2}
+_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
 def stream_window(seed: int, split: int, row: int, window: int, width: int) -> np.ndarray:
@@ -44,11 +44,6 @@ class Echo(nnx.Module):
     def __call__(self, x, state, rngs=None):
         out, final = self.rnn(x[..., None], initial_state=state, rngs=rngs)
         return self.head(out)[..., 0], final
-
-
-def _swap(state):
-    """``(L·D, B, H)`` ↔ ``(B, L·D, H)`` for every state array (the LSTM has two)."""
-    return jax.tree.map(lambda s: jnp.swapaxes(s, 0, 1), state)
 
 
 @register
@@ -106,17 +101,17 @@ class EchoTask(Task):
     def eval_streams(self, batch_size, process_index, process_count):
         n = self.config.task.eval_windows
         return {s: self._stream(s, batch_size, n, process_index, process_count)
-                for s in ("valid", "test")}
+                for s in ("validation", "test")}
 
     def initial_carry(self, model, batch_size):
         state = model.rnn.initial_state(batch_size)
-        return {"h": _swap(state)}  # batch-leading for sharding
+        return {"h": swap_batch_axis(state)}  # batch-leading for sharding
 
     def loss(self, model, batch, *, rng, carry, train):
-        state = _swap(carry["h"]) if self.config.task.stateful else None
+        state = swap_batch_axis(carry["h"]) if self.config.task.stateful else None
         logits, final = model(batch["x"], state, rngs=rng if train else None)
         nll = optax.sigmoid_binary_cross_entropy(logits, batch["y"])
         correct = ((logits > 0) == (batch["y"] > 0.5)).astype(jnp.float32)
-        new_carry = {"h": jax.lax.stop_gradient(_swap(final))}
+        new_carry = {"h": jax.lax.stop_gradient(swap_batch_axis(final))}
         w = batch["weight"]
         return {"loss": weighted(nll, w), "accuracy": weighted(correct, w)}, new_carry

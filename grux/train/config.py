@@ -18,7 +18,6 @@ the schema (for configs built without ``base_config``) and checks values, naming
 from __future__ import annotations
 
 import difflib
-import os
 
 import ml_collections
 
@@ -36,7 +35,9 @@ def trainer_config() -> ml_collections.ConfigDict:
     """The trainer's own fields and their defaults (task fields come from the task)."""
     return ml_collections.ConfigDict({
         "seed": 0,
-        "data_dir": "",               # dataset root; "" → $GRUX_DATA_DIR, then ../shared/data
+        "data_dir": "",               # raw dataset files; "" → $GRUX_DATA_DIR, then ../shared/data
+        "tfds_dir": "",               # prepared TFDS datasets; "" → $GRUX_TFDS_DIR, then
+                                      # ~/.cache/grux/tfds
         "batch_size": 64,             # global batch: split over processes, then devices
         "num_train_steps": 2000,
         "weight_noise": 0.0,          # std of Gaussian noise on every parameter in training
@@ -59,7 +60,7 @@ def trainer_config() -> ml_collections.ConfigDict:
         "eval": {
             "every_steps": 500,       # evaluate all splits every n steps and at the end
             "batch_size": 0,          # 0 → batch_size
-            "metric": "valid/loss",   # best-checkpoint and early-stopping criterion
+            "metric": "validation/loss",   # best-checkpoint and early-stopping criterion
             "mode": "min",            # min | max
             "patience": 0,            # early stop after n evaluations without improvement; 0 off
         },
@@ -174,7 +175,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
     need(e.batch_size >= 0, "eval.batch_size", "must be >= 0 (0: use batch_size)")
     need(e.mode in ("min", "max"), "eval.mode", "must be 'min' or 'max'")
     need(e.patience >= 0, "eval.patience", "must be >= 0")
-    need("/" in e.metric, "eval.metric", "must be '<split>/<metric>', e.g. 'valid/loss'")
+    need("/" in e.metric, "eval.metric", "must be '<split>/<metric>', e.g. 'validation/loss'")
     c = config.checkpoint
     need(c.every_steps >= 1, "checkpoint.every_steps", "must be >= 1")
     need(c.keep >= 1, "checkpoint.keep", "must be >= 1")
@@ -203,13 +204,3 @@ def _get(config, dotted: str):
     for part in dotted.split("."):
         config = config[part]
     return config
-
-
-def resolve_data_dir(config: ml_collections.ConfigDict) -> str:
-    """``config.data_dir``, else ``$GRUX_DATA_DIR``, else ``<repo>/../shared/data``."""
-    if config.data_dir:
-        return config.data_dir
-    if os.environ.get("GRUX_DATA_DIR"):
-        return os.environ["GRUX_DATA_DIR"]
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(os.path.dirname(repo), "shared", "data")

@@ -21,7 +21,7 @@ def get_config():
     config.optimizer.learning_rate = 2e-3
     config.optimizer.clip_norm = 1.0
     config.eval.every_steps = 500
-    config.eval.metric = "valid/loss"
+    config.eval.metric = "validation/loss"
     config.checkpoint.every_steps = 500
     config.log.every_steps = 100
     return config

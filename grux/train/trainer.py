@@ -107,11 +107,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f.write(config.to_json_best_effort(indent=2))
 
     task = get_task_class(config.task.name)(config)
+    if is_main:
+        task.save_artifacts(workdir)
     trainer = _Trainer(config, task, mesh, workdir, is_main)
     try:
         return trainer.run()
     finally:
         trainer.close()
+
+
+def initial_state(config: ml_collections.ConfigDict, task):
+    """Fresh ``(model, graphdef, rest, state, tx, schedule)`` for ``config``; ``state`` is the
+    train-state pytree a checkpoint holds: params, optimizer state, step, RNG key, carry."""
+    model = task.build_model(nnx.Rngs(config.seed))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx, schedule = make_optimizer(config.optimizer, config.num_train_steps)
+    state = {"params": params, "opt_state": tx.init(params),
+             "step": jnp.zeros((), jnp.int32), "rng": jax.random.PRNGKey(config.seed),
+             "carry": task.initial_carry(model, config.batch_size)}
+    return model, graphdef, rest, state, tx, schedule
 
 
 class _Trainer:
@@ -122,15 +136,10 @@ class _Trainer:
         self.batch_size = config.batch_size
         self.eval_batch_size = config.eval.batch_size or config.batch_size
 
-        model = task.build_model(nnx.Rngs(config.seed))
-        self.graphdef, params, self.rest = nnx.split(model, nnx.Param, ...)
-        self.tx, schedule = make_optimizer(config.optimizer, config.num_train_steps)
+        model, self.graphdef, self.rest, state, self.tx, schedule = initial_state(config, task)
         self.train_data = task.train_stream(self.batch_size, pi, pc)
         self.eval_data = task.eval_streams(self.eval_batch_size, pi, pc)
         self.eval_carry = self._zeros_carry(model, self.eval_batch_size)
-        state = {"params": params, "opt_state": self.tx.init(params),
-                 "step": jnp.zeros((), jnp.int32), "rng": jax.random.PRNGKey(config.seed),
-                 "carry": task.initial_carry(model, self.batch_size)}
         self.state = self._place(state)
 
         graphdef, rest = self.graphdef, self.rest

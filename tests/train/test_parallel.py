@@ -29,8 +29,8 @@ def test_one_vs_eight_devices_same_training(tmp_path):
     one, eight = _curve(tmp_path / "one"), _curve(tmp_path / "eight")
     assert len(one) == 12 and one[-1] < one[0]
     np.testing.assert_allclose(eight, one, rtol=1e-5)
-    np.testing.assert_allclose(_curve(tmp_path / "eight", "valid"),
-                               _curve(tmp_path / "one", "valid"), rtol=1e-5)
+    np.testing.assert_allclose(_curve(tmp_path / "eight", "validation"),
+                               _curve(tmp_path / "one", "validation"), rtol=1e-5)
     a, b = checkpoint_state(tmp_path / "one"), checkpoint_state(tmp_path / "eight")
     for k in a:  # params, optimizer state and the carried (sharded) recurrent state
         np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-6, err_msg=k)

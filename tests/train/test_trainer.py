@@ -47,10 +47,10 @@ def test_truncated_bptt_carried_state_beats_reset_state(tmp_path):
     acc = {}
     for stateful in (True, False):
         c = tiny_echo(steps=300, task__stateful=stateful, optimizer__learning_rate=1e-2,
-                      eval__every_steps=300, eval__metric="valid/accuracy", eval__mode="max")
+                      eval__every_steps=300, eval__metric="validation/accuracy", eval__mode="max")
         c.task.delay, c.task.eval_windows = 4, 8
         acc[stateful] = train_and_evaluate(c, str(tmp_path / str(stateful))
-                                           )["final"]["valid"]["accuracy"]
+                                           )["final"]["validation"]["accuracy"]
     # without state the first 4 of 10 targets per window are coin flips: accuracy ≤ ~0.8
     assert acc[False] < 0.85 < 0.95 < acc[True], acc
 
