@@ -47,8 +47,9 @@ def trainer_config() -> ml_collections.ConfigDict:
             "learning_rate": 1e-3,    # peak learning rate
             "schedule": "constant",   # constant | cosine | linear | exponential
             "warmup_steps": 0,        # linear warm-up from 0 to the peak
-            "decay_rate": 0.5,        # exponential: factor per `decay_every` steps
-            "decay_every": 1000,
+            "decay_rate": 0.5,        # exponential: lr = peak · rate^⌊(step − decay_start)
+            "decay_every": 1000,      #   / decay_every⌋ once step ≥ decay_start (staircase)
+            "decay_start": 0,
             "end_factor": 0.0,        # cosine / linear: final lr = end_factor · peak
             "b1": 0.9, "b2": 0.999, "eps": 1e-8,  # adam(w)
             "rho": 0.95,              # rmsprop / adadelta decay of the squared-gradient average
@@ -162,7 +163,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
     need(o.name in OPTIMIZERS, "optimizer.name", f"must be one of {OPTIMIZERS}")
     need(o.schedule in SCHEDULES, "optimizer.schedule", f"must be one of {SCHEDULES}")
     need(o.learning_rate > 0, "optimizer.learning_rate", "must be positive")
-    for f in ("warmup_steps", "weight_decay", "clip_norm", "momentum"):
+    for f in ("warmup_steps", "weight_decay", "clip_norm", "momentum", "decay_start"):
         need(o[f] >= 0, f"optimizer.{f}", "must be >= 0")
     need(o.decay_every >= 1, "optimizer.decay_every", "must be >= 1")
     need(0 < o.decay_rate <= 1, "optimizer.decay_rate", "must be in (0, 1]")

@@ -26,7 +26,8 @@ def make_schedule(o: ml_collections.ConfigDict, total_steps: int) -> optax.Sched
     elif o.schedule == "linear":
         decay = optax.linear_schedule(peak, peak * o.end_factor, rest)
     elif o.schedule == "exponential":
-        decay = optax.exponential_decay(peak, o.decay_every, o.decay_rate, staircase=True)
+        decay = optax.exponential_decay(peak, o.decay_every, o.decay_rate, staircase=True,
+                                        transition_begin=o.decay_start)
     else:
         raise ValueError(f"config.optimizer.schedule: unknown schedule {o.schedule!r}")
     if warm == 0:

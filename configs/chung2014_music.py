@@ -1,0 +1,51 @@
+"""Chung et al. 2014 (arXiv:1412.3555), Table 2: polyphonic music NLL per time step.
+
+    python -m grux.train --config configs/chung2014_music.py:jsb_chorales,gru --workdir runs/jsb-gru
+    python experiments/chung2014_music.py        # all 12 models, table + plot (README)
+
+Argument: ``<dataset>,<cell>`` with dataset in jsb_chorales | nottingham | musedata |
+piano_midi and cell in gru | lstm | tanh. Set-up of the paper: one recurrent layer of about
+20k parameters (GRU 46 units, LSTM 36, tanh-RNN 100), RMSProp, gradient norm clipped to 1,
+weight noise with std 0.075, learning rate chosen on validation (the experiment script sweeps
+it), early stopping on validation NLL. Evaluation every epoch.
+
+Paper test NLL (tanh / GRU / LSTM): JSB 9.10 / 8.54 / 8.67, Nottingham 3.13 / 3.23 / 3.20,
+MuseData 6.23 / 5.99 / 6.23, Piano-midi 9.03 / 8.82 / 9.03. Measured results and runtimes on
+the 2-core CPU: README, "Polyphonic music".
+"""
+from grux.train.config import base_config
+
+UNITS = {"gru": 46, "lstm": 36, "tanh": 100}
+# (global batch, epochs, crop long pieces to this many steps in training; 0 = whole pieces)
+DATA = {"jsb_chorales": (8, 100, 0), "nottingham": (16, 60, 0),
+        "musedata": (16, 40, 400), "piano_midi": (8, 100, 400)}
+TRAIN_PIECES = {"jsb_chorales": 229, "nottingham": 694, "musedata": 524, "piano_midi": 87}
+
+
+def get_config(arg: str = "jsb_chorales,gru"):
+    dataset, _, cell = arg.partition(",")
+    cell = cell or "gru"
+    if dataset not in DATA or cell not in UNITS:
+        raise ValueError(f"config argument must be '<dataset>,<cell>' with dataset in "
+                         f"{sorted(DATA)} and cell in {sorted(UNITS)}, got {arg!r}")
+    batch, epochs, crop = DATA[dataset]
+    steps_per_epoch = -(-TRAIN_PIECES[dataset] // batch)
+    config = base_config("music")
+    config.task.dataset = dataset
+    config.task.max_train_length = crop
+    config.model.cell = cell
+    config.model.hidden = UNITS[cell]
+    config.batch_size = batch
+    config.eval.batch_size = 32
+    config.num_train_steps = epochs * steps_per_epoch
+    config.weight_noise = 0.075
+    config.optimizer.name = "rmsprop"
+    config.optimizer.learning_rate = 1e-2
+    config.optimizer.rho = 0.9
+    config.optimizer.clip_norm = 1.0
+    config.eval.every_steps = steps_per_epoch
+    config.eval.metric = "validation/loss"
+    config.eval.patience = 10
+    config.checkpoint.every_steps = steps_per_epoch * 10
+    config.log.every_steps = steps_per_epoch
+    return config

@@ -1,0 +1,58 @@
+"""Penn Treebank word-level language model, Zaremba et al. 2014 (arXiv:1409.2329) sizes.
+
+    python -m grux.train --config configs/ptb_word.py:small,gru --workdir runs/ptb-small-gru
+    python -m grux.train --config configs/ptb_word.py:small,lstm --workdir runs/ptb-small-lstm
+    python -m grux.train --config configs/ptb_word.py:medium,gru --workdir runs/ptb-medium-gru
+    grux-sample --workdir runs/ptb-small-gru --prompt "the company said" --temperature 0.8
+
+Argument ``<size>,<cell>``:
+  small:  2 layers x 200, no dropout, BPTT 20, batch 20, SGD lr 1 halved every epoch after
+          epoch 4, 13 epochs, gradient norm clipped to 5, init U(-0.1, 0.1).
+          Zaremba 2014 LSTM: test perplexity 114.5 (valid 120.7).
+  medium: 2 layers x 650, dropout 0.5, BPTT 35, batch 20, SGD lr 1 divided by 1.2 every epoch
+          after epoch 6, 39 epochs, clip 5, init U(-0.05, 0.05).
+          Zaremba 2014 LSTM: test perplexity 82.7 (valid 86.2).
+Measured results and runtimes on the 2-core CPU: README, "Language modelling".
+"""
+from grux.train.config import base_config
+
+TRAIN_TOKENS = 929_589  # PTB train incl. <eos>
+SIZES = {  # hidden, dropout, bptt, epochs, decay after epoch, decay factor, init scale
+    "small": (200, 0.0, 20, 13, 4, 0.5, 0.1),
+    "medium": (650, 0.5, 35, 39, 6, 1 / 1.2, 0.05),
+}
+
+
+def get_config(arg: str = "small,gru"):
+    size, _, cell = arg.partition(",")
+    cell = cell or "gru"
+    if size not in SIZES or cell not in ("gru", "lstm", "tanh", "mingru"):
+        raise ValueError(f"config argument must be '<size>,<cell>' with size in "
+                         f"{sorted(SIZES)}, got {arg!r}")
+    hidden, dropout, bptt, epochs, decay_after, factor, init = SIZES[size]
+    batch = 20
+    steps_per_epoch = -(-(TRAIN_TOKENS // batch - 1) // bptt)
+    config = base_config("lm")
+    config.task.dataset = "ptb"
+    config.task.bptt = bptt
+    config.model.cell = cell
+    config.model.hidden = hidden
+    config.model.num_layers = 2
+    config.model.dropout = dropout
+    config.model.init_scale = init
+    config.batch_size = batch
+    config.num_train_steps = epochs * steps_per_epoch
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 1.0
+    config.optimizer.clip_norm = 5.0
+    config.optimizer.schedule = "exponential"
+    config.optimizer.decay_rate = factor
+    config.optimizer.decay_every = steps_per_epoch
+    # epochs 1..decay_after at lr 1, then one decay per epoch (Zaremba's lr_decay schedule)
+    config.optimizer.decay_start = (decay_after - 1) * steps_per_epoch
+    config.eval.batch_size = 20
+    config.eval.every_steps = steps_per_epoch
+    config.eval.metric = "validation/perplexity"
+    config.checkpoint.every_steps = steps_per_epoch
+    config.log.every_steps = 200
+    return config

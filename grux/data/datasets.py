@@ -1,0 +1,265 @@
+"""Public API over the grux TFDS builders: prepare a dataset once, read its splits as NumPy/str.
+
+Names (see :func:`list_datasets`): ``ptb``, ``ptb_char``, ``tiny_shakespeare``,
+``polyphonic_music/{jsb_chorales,nottingham,musedata,piano_midi}``,
+``ett/{etth1,etth2,ettm1,ettm2}``, ``weather``, ``m4_hourly``, ``airline_passengers``,
+``multi30k``. A config may also be given alone (``"jsb_chorales"``, ``"etth1"``) or through
+``config=`` (``prepare("ett", config="etth1")``).
+
+Directories:
+
+* ``data_dir``: root of the raw files, laid out like ``shared/data`` (``<root>/ptb/...``,
+  ``<root>/polyphonic_music/...``). Given, preparation reads only from there (no network;
+  a missing or corrupt file is an error naming it and its expected sha256). ``None``:
+  ``$GRUX_DATA_DIR`` if set, else ``<repo>/../shared/data`` if it exists, else the files
+  are downloaded from their canonical URLs (pinned commits, sha256 checked).
+* ``prepared_dir``: where TFDS writes the prepared ``array_record`` files
+  (``<prepared_dir>/<builder>/[<config>/]1.0.0/``). ``None``: ``$GRUX_TFDS_DIR`` or
+  ``~/.cache/grux/tfds``.
+
+Every reader prepares the dataset first if needed (idempotent: a prepared dataset is reused)
+and reads it with ``builder.as_data_source()`` (random access, no TensorFlow).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from grux.data.builders import BUILDERS, GruxBuilder
+from grux.data.builders.common import SERIES_FULL_SPLIT
+from grux.data.builders.m4_hourly import HORIZON
+from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+
+DATA_DIR_ENV = "GRUX_DATA_DIR"
+TEXT_BUILDERS = ("ptb", "ptb_char", "tiny_shakespeare")
+SERIES_BUILDERS = ("ett", "weather", "airline_passengers")
+
+
+class UnknownDatasetError(ValueError):
+    """The dataset name (or config) is not one of :func:`list_datasets`."""
+
+
+def default_prepared_dir() -> str:
+    """``$GRUX_TFDS_DIR`` or ``~/.cache/grux/tfds`` (:func:`grux.data.paths.resolve_tfds_dir`)."""
+    return resolve_tfds_dir()
+
+
+def default_data_dir() -> str | None:
+    """``$GRUX_DATA_DIR``, else ``<repo>/../shared/data`` if it exists
+    (:func:`grux.data.paths.resolve_data_dir`), else ``None``: download the raw files."""
+    path = resolve_data_dir()
+    return path if os.environ.get(DATA_DIR_ENV) or Path(path).is_dir() else None
+
+
+def list_datasets() -> list[str]:
+    """All dataset names, ``builder`` or ``builder/config``, sorted."""
+    return sorted(f"{n}/{c.name}" if c else n
+                  for n, cls in BUILDERS.items() for c in (cls.BUILDER_CONFIGS or [None]))
+
+
+def _config_owner() -> dict[str, str]:
+    return {c.name: n for n, cls in BUILDERS.items() for c in (cls.BUILDER_CONFIGS or [])}
+
+
+def resolve(name: str, config: str | None = None) -> tuple[str, str | None]:
+    """``(builder name, config name or None)`` for a dataset name; see the module docstring.
+
+    Raises:
+      UnknownDatasetError: unknown name or config, or a config missing/superfluous.
+    """
+    if "/" in name:
+        if config is not None:
+            raise UnknownDatasetError(f"dataset {name!r} already names a config; "
+                                      f"config={config!r} is not allowed with it")
+        name, config = name.split("/", 1)
+    if name not in BUILDERS and config is None and name in _config_owner():
+        name, config = _config_owner()[name], name
+    if name not in BUILDERS:
+        raise UnknownDatasetError(f"unknown dataset {name!r}; known: "
+                                  f"{', '.join(list_datasets())}")
+    configs = [c.name for c in BUILDERS[name].BUILDER_CONFIGS or []]
+    if configs and config not in configs:
+        raise UnknownDatasetError(
+            f"dataset {name!r} needs a config, one of {configs} (got {config!r})")
+    if not configs and config is not None:
+        raise UnknownDatasetError(f"dataset {name!r} has no configs (got config={config!r})")
+    return name, config
+
+
+def get_builder(name: str, *, prepared_dir: str | None = None,
+                config: str | None = None) -> GruxBuilder:
+    """The (possibly unprepared) builder of a dataset writing under ``prepared_dir``."""
+    builder_name, config = resolve(name, config)
+    return BUILDERS[builder_name](data_dir=prepared_dir or default_prepared_dir(), config=config)
+
+
+def _prepared(builder: GruxBuilder) -> bool:
+    # TFDS's is_prepared() logs a warning for every missing version folder; look first.
+    return (Path(builder.data_dir) / "dataset_info.json").is_file() and builder.is_prepared()
+
+
+def is_prepared(name: str, *, prepared_dir: str | None = None, config: str | None = None) -> bool:
+    """Whether the dataset is already prepared under ``prepared_dir``."""
+    return _prepared(get_builder(name, prepared_dir=prepared_dir, config=config))
+
+
+def prepare(name: str, *, data_dir: str | None = None, prepared_dir: str | None = None,
+            config: str | None = None) -> GruxBuilder:
+    """Prepares a dataset (once) and returns its builder, ready for ``as_data_source``.
+
+    Args:
+      name: a name of :func:`list_datasets`, or a config name alone (``"etth1"``).
+      data_dir: raw-files root (see the module docstring); ``None``:
+        :func:`default_data_dir` (``$GRUX_DATA_DIR``, ``<repo>/../shared/data``, or download).
+      prepared_dir: TFDS data dir; ``None``: ``$GRUX_TFDS_DIR`` or ``~/.cache/grux/tfds``.
+      config: the builder config when ``name`` is a bare builder name (``"ett"``).
+
+    Raises:
+      UnknownDatasetError: unknown name/config.
+      FileNotFoundError: ``data_dir`` is not a directory.
+      SourceFileError: a raw file is missing or has the wrong sha256 (message: the file
+        path, the expected sha256 and, when corrupt, the actual one).
+    """
+    builder = get_builder(name, prepared_dir=prepared_dir, config=config)
+    if _prepared(builder):
+        return builder
+    data_dir = data_dir or default_data_dir()
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {data_dir} is not a directory")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=data_dir))
+    return builder
+
+
+def _require(name: str, reader: str, builder_names: tuple[str, ...]) -> None:
+    """Raises UnknownDatasetError unless ``name`` belongs to one of ``builder_names``."""
+    if resolve(name)[0] not in builder_names:
+        raise UnknownDatasetError(f"{reader} reads datasets of {builder_names}, not {name!r}")
+
+
+def _read_split(name: str, split: str, data_dir: str | None,
+                prepared_dir: str | None) -> tuple[GruxBuilder, list[dict]]:
+    """Prepares ``name`` and returns its builder and all examples of ``split``, in order."""
+    builder = prepare(name, data_dir=data_dir, prepared_dir=prepared_dir)
+    if split not in builder.info.splits:
+        raise ValueError(f"dataset {name!r} has no split {split!r}; its splits: "
+                         f"{sorted(builder.info.splits)}")
+    source = builder.as_data_source(split)
+    return builder, list(source.__getitems__(list(range(len(source)))))
+
+
+def _str(b: bytes | str) -> str:
+    return b.decode("utf-8") if isinstance(b, bytes) else b
+
+
+def text_lines(name: str, split: str, *, data_dir: str | None = None,
+               prepared_dir: str | None = None) -> list[str]:
+    """The text of a language-modelling split.
+
+    * ``ptb``: one str per line, its space-separated words without the leading/trailing
+      space (append ``<eos>`` per line): 42,068 / 3,370 / 3,761 lines; with one ``<eos>``
+      per line 929,589 / 73,760 / 82,430 tokens.
+    * ``ptb_char``: one str per line of the char files, single-char symbols separated by
+      single spaces (``_`` = word boundary); line i matches ``ptb`` line i.
+    * ``tiny_shakespeare``: ``[text]``, the split's characters as one str; the split is by
+      characters of the 1,115,394-char file: ``train`` = first 90 % (1,003,854 chars),
+      ``validation`` = next 5 % (55,770), ``test`` = last 5 % (55,770).
+
+    ``split``: ``train``, ``validation`` or ``test``.
+    """
+    _require(name, "text_lines", TEXT_BUILDERS)
+    _, examples = _read_split(name, split, data_dir, prepared_dir)
+    return [_str(e["text"]) for e in examples]
+
+
+def piano_rolls(name: str, split: str, *, data_dir: str | None = None,
+                prepared_dir: str | None = None) -> list[np.ndarray]:
+    """Pieces of a polyphonic music corpus as uint8 ``(T_i, 88)`` 0/1 piano rolls.
+
+    ``name``: ``jsb_chorales``, ``nottingham``, ``musedata``, ``piano_midi`` (or
+    ``polyphonic_music/<name>``); column k = MIDI note 21 + k. ``split``: ``train``,
+    ``validation``, ``test`` (JSB 229/76/77, Nottingham 694/173/170, MuseData 524/135/124,
+    Piano-midi 87/12/25 pieces), in the source order.
+    """
+    _require(name, "piano_rolls", ("polyphonic_music",))
+    _, examples = _read_split(name, split, data_dir, prepared_dir)
+    return [np.asarray(e["roll"], dtype=np.uint8) for e in examples]
+
+
+def _series_dict(example: dict) -> dict[str, Any]:
+    return {"values": np.asarray(example["values"], dtype=np.float32),
+            "dates": [_str(d) for d in example["dates"]],
+            "columns": [_str(c) for c in example["columns"]]}
+
+
+def series(name: str, split: str, *, data_dir: str | None = None,
+           prepared_dir: str | None = None) -> dict[str, Any]:
+    """Rows of one split of a dated series.
+
+    Returns ``{"values": float32 (T, C), "dates": list[str] (T,), "columns": list[str] (C,)}``.
+
+    * ETT ``etth1``/``etth2``/``ettm1``/``ettm2``: C = 7 (HUFL, HULL, MUFL, MULL, LUFL, LULL,
+      OT); Informer 12/4/4-month splits: ETTh ``train`` rows [0, 8640), ``validation``
+      [8640, 11520), ``test`` [11520, 14400); ETTm [0, 34560) / [34560, 46080) /
+      [46080, 57600).
+    * ``weather``: C = 21; Autoformer 70/10/20 %: [0, 36887) / [36887, 42157) /
+      [42157, 52696).
+    * ``airline_passengers``: C = 1, only split ``full`` (144 months).
+
+    Split ``full`` is the whole series. Forecasting windows of ``validation``/``test`` start
+    ``lookback`` rows *before* the split start, so a windowed evaluation needs
+    :func:`series_full` (the whole series plus the borders), not just this split's rows.
+    """
+    _require(name, "series", SERIES_BUILDERS)
+    _, examples = _read_split(name, split, data_dir, prepared_dir)
+    return _series_dict(examples[0])
+
+
+def series_full(name: str, *, data_dir: str | None = None,
+                prepared_dir: str | None = None) -> dict[str, Any]:
+    """The whole series of :func:`series` plus its split borders.
+
+    Returns ``{"values", "dates", "columns"}`` as in :func:`series` for all rows, and
+    ``"borders": {split: (start, stop)}`` (row ranges; empty for ``airline_passengers``).
+    """
+    _require(name, "series_full", SERIES_BUILDERS)
+    builder, examples = _read_split(name, SERIES_FULL_SPLIT, data_dir, prepared_dir)
+    return {**_series_dict(examples[0]), "borders": dict(builder.spec().borders)}
+
+
+def m4_series(split: str = "test", *, data_dir: str | None = None,
+              prepared_dir: str | None = None) -> list[dict[str, Any]]:
+    """M4 hourly, 414 series as ``{"id": str, "train": float32 (T_i,), "test": float32 (48,)}``.
+
+    ``split="test"``: ``train`` = the full history (700..960 values), ``test`` = the official
+    48-step horizon (``Hourly-test.csv``). ``split="validation"``: the usual holdout inside
+    the history, ``train`` = history[:-48], ``test`` = history[-48:].
+    """
+    if split not in ("test", "validation"):
+        raise ValueError(f"m4_series split must be 'test' or 'validation', got {split!r}")
+    _, history = _read_split("m4_hourly", "train", data_dir, prepared_dir)
+    _, horizon = _read_split("m4_hourly", "test", data_dir, prepared_dir)
+    out = []
+    for h, t in zip(history, horizon, strict=True):
+        values = np.asarray(h["values"], dtype=np.float32)
+        train, test = ((values, np.asarray(t["values"], dtype=np.float32)) if split == "test"
+                       else (values[:-HORIZON], values[-HORIZON:]))
+        out.append({"id": _str(h["id"]), "train": train, "test": test})
+    return out
+
+
+def parallel_text(name: str = "multi30k", split: str = "train", *, data_dir: str | None = None,
+                  prepared_dir: str | None = None) -> list[dict[str, str]]:
+    """Aligned sentences ``{"en": str, "de": str, "fr": str}``, one per line of the split.
+
+    Multi30k splits: ``train`` 29,000, ``validation`` 1,014, ``test`` (= ``test_2016_flickr``)
+    1,000, ``test_2016_flickr`` 1,000, ``test_2017_flickr`` 1,000, ``test_2017_mscoco`` 461,
+    ``test_2018_flickr`` 1,071.
+    """
+    _require(name, "parallel_text", ("multi30k",))
+    _, examples = _read_split(name, split, data_dir, prepared_dir)
+    return [{k: _str(v) for k, v in e.items()} for e in examples]

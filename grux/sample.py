@@ -1,0 +1,64 @@
+"""Sample text from a trained language model: ``grux-sample --workdir runs/ptb-char``.
+
+Loads the workdir's config, vocabulary (``vocab.json``) and best (or latest) checkpoint, reads
+the prompt, and prints the continuation drawn with the given temperature / top-k.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="grux-sample", description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", required=True, help="training workdir of an 'lm' task run")
+    p.add_argument("--prompt", default="", help="text to continue (default: start of a line)")
+    p.add_argument("--length", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy")
+    p.add_argument("--top_k", type=int, default=0, help="sample among the k likeliest; 0 = all")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+    a = p.parse_args(argv)
+    if a.length < 1 or a.temperature < 0 or a.top_k < 0:
+        p.error("--length must be >= 1, --temperature and --top_k >= 0")
+
+    from grux.tasks.lm import VOCAB_FILE, detokenize, prompt_tokens, sample_tokens
+    from grux.train.inference import load_trained
+    try:
+        task, model, step = load_trained(a.workdir, a.checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"grux-sample: error: {e}", file=sys.stderr)
+        return 1
+    if task.name != "lm":
+        print(f"grux-sample: error: {a.workdir} trained task {task.name!r}, not 'lm'",
+              file=sys.stderr)
+        return 1
+    vocab_path = os.path.join(a.workdir, VOCAB_FILE)
+    with open(vocab_path) as f:
+        vocab = json.load(f)["tokens"]
+    index = {t: i for i, t in enumerate(vocab)}
+    dataset = task.config.task.dataset
+    prompt = prompt_tokens(dataset, a.prompt)
+    unknown = [t for t in prompt if t not in index]
+    if unknown:
+        print(f"grux-sample: error: prompt tokens not in the vocabulary: {unknown[:5]}",
+              file=sys.stderr)
+        return 1
+    ids = sample_tokens(model, np.asarray([index[t] for t in prompt]), a.length,
+                        jax.random.PRNGKey(a.seed), temperature=a.temperature, top_k=a.top_k)
+    text = detokenize(dataset, prompt[1:] + [vocab[i] for i in ids])
+    print(text)
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,171 @@
+"""Polyphonic music modelling (Boulanger-Lewandowski et al. 2012; Chung et al. 2014, Table 2).
+
+Data: binary piano rolls ``x_1..x_T ∈ {0,1}^88`` (column ``k`` = MIDI note ``21+k``) of the
+JSB Chorales, Nottingham, MuseData and Piano-midi.de sets with their standard splits.
+
+Model: ``x_{t-1} → recurrent stack → h_t → logits a_t = W h_t + b ∈ R^88``, with ``x_0 = 0``, so
+the first frame is predicted from the initial state too; ``p(x_{t,k} = 1 | x_{<t}) = σ(a_{t,k})``.
+
+Metric (the one of both papers): negative log-likelihood per time step,
+
+    NLL = Σ_sequences Σ_t Σ_{k=1..88} −[x_{t,k} log σ(a_{t,k}) + (1−x_{t,k}) log(1−σ(a_{t,k}))]
+          ───────────────────────────────────────────────────────────────────────────────────
+                                  Σ_sequences T_sequence
+
+i.e. the 88 keys are summed and the result is averaged over every time step of every sequence
+in the split (not per sequence first). Natural log (nats).
+
+Training may crop pieces longer than ``task.max_train_length`` to a random window (a batch's
+cost grows with its longest piece); evaluation always scores whole pieces. Batches pad
+sequences to a bucket length (next power of two ≥ 32, so a few compiled shapes
+serve all lengths) and mask the padding. Training batches walk a fresh seeded permutation of
+the training sequences every epoch; a batch is a pure function of its index, so runs resume
+exactly.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import nnx
+
+from grux.data import datasets
+from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+from grux.data.stream import BatchStream, seeded_rng
+from grux.nn import Recurrent
+from grux.tasks.adding import recurrent_layer_kwargs, validate_recurrent_model
+from grux.tasks.base import Task, register, weighted
+
+DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
+KEYS = 88
+
+
+def bucket_length(t: int, minimum: int = 32) -> int:
+    """Smallest power of two ``≥ max(t, minimum)``."""
+    return max(minimum, 1 << int(np.ceil(np.log2(max(t, 1)))))
+
+
+def pad_batch(rolls: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """Teacher-forcing batch of ``rows`` rows from piano rolls (missing rows: weight 0).
+
+    Returns ``inputs (rows, L, 88)`` = ``[0, x_1, ..., x_{T−1}]``, ``targets (rows, L, 88)`` =
+    ``[x_1, ..., x_T]`` and ``mask (rows, L)``, with ``L = bucket_length(max T)``."""
+    length = bucket_length(max(len(r) for r in rolls))
+    inputs = np.zeros((rows, length, KEYS), np.float32)
+    targets = np.zeros((rows, length, KEYS), np.float32)
+    mask = np.zeros((rows, length), np.float32)
+    for i, r in enumerate(rolls):
+        t = len(r)
+        targets[i, :t] = r
+        inputs[i, 1:t] = r[:-1]
+        mask[i, :t] = 1.0
+    return {"inputs": inputs, "targets": targets, "mask": mask}
+
+
+def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """``Σ_k BCE(σ(a_{t,k}), x_{t,k})`` for every step: ``(..., 88) → (...)``."""
+    return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
+
+
+class MusicModel(nnx.Module):
+    """Recurrent stack over the previous frame → 88 Bernoulli logits per step."""
+
+    def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
+        self.rnn = Recurrent(m.cell, KEYS, m.hidden, num_layers=m.num_layers,
+                             dropout=m.dropout, rngs=rngs, **recurrent_layer_kwargs(m))
+        self.head = nnx.Linear(m.hidden, KEYS, rngs=rngs)
+
+    def __call__(self, inputs, mask, rngs=None):
+        out, _ = self.rnn(inputs, mask=mask, rngs=rngs)
+        return self.head(out)
+
+
+@register
+class MusicTask(Task):
+    name = "music"
+    unit = "frames"
+
+    @staticmethod
+    def default_config() -> ml_collections.ConfigDict:
+        return ml_collections.ConfigDict({
+            "task": {"name": "music", "dataset": "jsb_chorales",
+                     # > 0: train on random windows of at most this many steps of longer pieces
+                     # (evaluation always scores whole pieces); 0: whole pieces
+                     "max_train_length": 0},
+            "model": {"cell": "gru", "formulation": "cho", "hidden": 46, "num_layers": 1,
+                      "dropout": 0.0},
+        })
+
+    @staticmethod
+    def validate(config):
+        if config.task.dataset not in DATASETS:
+            raise ValueError(f"config.task.dataset must be one of {DATASETS}, got "
+                             f"{config.task.dataset!r}")
+        if config.task.max_train_length < 0:
+            raise ValueError("config.task.max_train_length must be >= 0, got "
+                             f"{config.task.max_train_length}")
+        validate_recurrent_model(config.model)
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._splits: dict[str, list[np.ndarray]] = {}
+
+    def rolls(self, split: str) -> list[np.ndarray]:
+        if split not in self._splits:
+            self._splits[split] = datasets.piano_rolls(
+                self.config.task.dataset, split,
+                data_dir=resolve_data_dir(self.config.data_dir),
+                prepared_dir=resolve_tfds_dir(self.config.tfds_dir))
+        return self._splits[split]
+
+    def build_model(self, rngs):
+        return MusicModel(self.config.model, rngs)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-len(self.rolls("train")) // batch_size)
+
+    def train_stream(self, batch_size, process_index, process_count):
+        rolls, seed = self.rolls("train"), self.config.seed
+        per_epoch = self.steps_per_epoch(batch_size)
+        crop = self.config.task.max_train_length
+
+        def global_batch(i):
+            epoch, j = divmod(i, per_epoch)
+            order = seeded_rng(seed, 0, epoch).permutation(len(rolls))
+            pick = [rolls[k] for k in order[j * batch_size:(j + 1) * batch_size]]
+            if crop:
+                starts = seeded_rng(seed, 1, i).random(len(pick))
+                pick = [r[int(u * (len(r) - crop + 1)):][:crop] if len(r) > crop else r
+                        for r, u in zip(pick, starts)]
+            return pad_batch(pick, batch_size)
+
+        return BatchStream(global_batch, batch_size, None, process_index=process_index,
+                           process_count=process_count)
+
+    def eval_streams(self, batch_size, process_index, process_count):
+        streams = {}
+        for split in ("validation", "test"):
+            rolls = sorted(self.rolls(split), key=len)  # similar lengths share a batch
+            n = -(-len(rolls) // batch_size)
+
+            def global_batch(i, rolls=rolls):
+                return pad_batch(rolls[i * batch_size:(i + 1) * batch_size], batch_size)
+
+            streams[split] = BatchStream(global_batch, batch_size, n,
+                                         process_index=process_index,
+                                         process_count=process_count)
+        return streams
+
+    def loss(self, model, batch, *, rng, carry, train):
+        logits = model(batch["inputs"], batch["mask"], rngs=rng if train else None)
+        nll = nll_per_step(logits, batch["targets"])
+        return {"loss": weighted(nll, batch["mask"])}, carry
+
+    def report(self, results: dict) -> list[str]:
+        test = results.get("test", {}).get("loss")
+        if test is None:
+            return []
+        return [f"test NLL {test:.2f} nats per time step ({self.config.task.dataset}, "
+                f"{self.config.model.cell} {self.config.model.hidden})"]
