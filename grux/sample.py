@@ -6,8 +6,6 @@ the prompt, and prints the continuation drawn with the given temperature / top-k
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
 import jax
@@ -27,7 +25,7 @@ def main(argv=None) -> int:
     if a.length < 1 or a.temperature < 0 or a.top_k < 0:
         p.error("--length must be >= 1, --temperature and --top_k >= 0")
 
-    from grux.tasks.lm import VOCAB_FILE, detokenize, prompt_tokens, sample_tokens
+    from grux.tasks.lm import detokenize, prompt_tokens, sample_tokens
     from grux.train.inference import load_trained
     try:
         task, model, step = load_trained(a.workdir, a.checkpoint)
@@ -38,9 +36,7 @@ def main(argv=None) -> int:
         print(f"grux-sample: error: {a.workdir} trained task {task.name!r}, not 'lm'",
               file=sys.stderr)
         return 1
-    vocab_path = os.path.join(a.workdir, VOCAB_FILE)
-    with open(vocab_path) as f:
-        vocab = json.load(f)["tokens"]
+    vocab = task.vocab  # read from the workdir's vocab.json
     index = {t: i for i, t in enumerate(vocab)}
     dataset = task.config.task.dataset
     prompt = prompt_tokens(dataset, a.prompt)

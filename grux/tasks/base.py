@@ -97,6 +97,9 @@ class Task(abc.ABC):
         """Write what inference needs besides the parameters (e.g. a vocabulary) into the
         workdir; called once by process 0 before training."""
 
+    def load_artifacts(self, workdir: str) -> None:
+        """Read back what :meth:`save_artifacts` wrote (inference from a workdir)."""
+
     def summarize(self, metrics: dict[str, float]) -> dict[str, float]:
         """Derived metrics from reduced ones (e.g. perplexity = exp(loss)); host side."""
         return dict(metrics)

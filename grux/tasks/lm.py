@@ -207,6 +207,14 @@ class LanguageModelTask(Task):
         with open(os.path.join(workdir, VOCAB_FILE), "w") as f:
             json.dump({"dataset": self.config.task.dataset, "tokens": self.vocab}, f)
 
+    def load_artifacts(self, workdir):
+        with open(os.path.join(workdir, VOCAB_FILE)) as f:
+            saved = json.load(f)
+        if saved["dataset"] != self.config.task.dataset:
+            raise ValueError(f"{workdir}/{VOCAB_FILE} is for {saved['dataset']!r}, the config "
+                             f"for {self.config.task.dataset!r}")
+        self._vocab = saved["tokens"]
+
     def _stream(self, split, batch_size, infinite, pi, pc):
         data = batchify(self.encode(self.tokens(split)), batch_size)
         bptt = self.config.task.bptt

@@ -28,6 +28,7 @@ def load_trained(workdir: str, which: str = "best") -> tuple[Task, nnx.Module, i
         raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
     config = load_config(workdir)
     task = get_task_class(config.task.name)(config)
+    task.load_artifacts(workdir)
     model, _, _, state, _, _ = initial_state(config, task)
     ckpt = Checkpointer(workdir, keep=config.checkpoint.keep,
                         keep_best=config.checkpoint.keep_best, async_save=False)
