@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # A tiny echo (truncated-BPTT) run: carried state, 2 layers with dropout and weight noise
 # (RNG), ~3 s a run.
-TINY_ECHO = ["--config.weight_noise=0.01", "--config.model.hidden=16", "--config.model.num_layers=2",
+TINY_ECHO = ["--config.weight_noise=0.01", "--config.model.hidden=16",
+             "--config.model.num_layers=2",
              "--config.model.dropout=0.1", "--config.batch_size=8", "--config.task.window=10",
              "--config.task.delay=3", "--config.task.eval_windows=2",
              "--config.eval.every_steps=20", "--config.log.every_steps=5",

@@ -12,7 +12,8 @@ Log-space parallel form (numerically stable for very long sequences): with
 ``a_t = log(1 − z_t) = −softplus(k_z)`` and ``b_t = log z_t + log h~_t`` the scan combines
 ``(a₁, b₁) ∘ (a₂, b₂) = (a₁ + a₂, logaddexp(b₁ + a₂, b₂))`` so that, for all t at once,
 
-    h_t = exp(A_t) ⊙ h_0 + exp(B_t),   A_t = Σ_{s≤t} a_s,   B_t = log Σ_{s≤t} exp(b_s + Σ_{s<u≤t} a_u)
+    h_t = exp(A_t) ⊙ h_0 + exp(B_t),   A_t = Σ_{s≤t} a_s,
+    B_t = log Σ_{s≤t} exp(b_s + Σ_{s<u≤t} a_u)
 
 Everything inside ``exp`` is ≤ its own log-sum so nothing overflows; ``h_0`` enters linearly,
 so it may have any sign. Masked (padded) steps use ``a = 0, b = −∞`` (identity).

@@ -9,7 +9,6 @@ Needs no files: every batch is generated from ``(seed, split, index)``.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
@@ -17,6 +16,8 @@ from grux.data.stream import BatchStream, seeded_rng
 from grux.data.synthetic import adding_problem
 from grux.nn import Recurrent
 from grux.tasks.base import Task, register, weighted
+from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
+                               validate_recurrent_model)
 
 TRIVIAL_MSE = 1.0 / 6.0
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
@@ -37,11 +38,6 @@ class Regressor(nnx.Module):
         return self.head(last[-1])[:, 0]
 
 
-def recurrent_layer_kwargs(model_config: ml_collections.ConfigDict) -> dict:
-    """Cell-specific layer options from ``config.model``."""
-    return {"formulation": model_config.formulation} if model_config.cell == "gru" else {}
-
-
 @register
 class AddingTask(Task):
     name = "adding"
@@ -54,13 +50,7 @@ class AddingTask(Task):
                 "length": 200,          # T: sequence length
                 "eval_examples": 2048,  # sequences per evaluation split (validation, test)
             },
-            "model": {
-                "cell": "gru",          # gru | lstm | tanh | mingru
-                "formulation": "cho",   # GRU only: cho (Cho 2014) | cudnn
-                "hidden": 64,
-                "num_layers": 1,
-                "dropout": 0.0,
-            },
+            "model": recurrent_model_config(),
         })
 
     @staticmethod
@@ -106,20 +96,3 @@ class AddingTask(Task):
         verdict = "learned the task" if mse < 0.05 else "did not learn the task"
         return [f"test MSE {mse:.4f} vs {TRIVIAL_MSE:.4f} for always predicting 1: "
                 f"the {self.config.model.cell} {verdict} (T={self.config.task.length})"]
-
-
-CELLS = ("gru", "lstm", "tanh", "mingru")
-
-
-def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
-    """Checks shared by tasks whose ``config.model`` describes a recurrent stack."""
-    if m.cell not in CELLS:
-        raise ValueError(f"config.model.cell must be one of {CELLS}, got {m.cell!r}")
-    if m.formulation not in ("cho", "cudnn"):
-        raise ValueError(f"config.model.formulation must be 'cho' or 'cudnn', got "
-                         f"{m.formulation!r}")
-    for field in ("hidden", "num_layers"):
-        if m[field] < 1:
-            raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
-    if not 0.0 <= m.dropout < 1.0:
-        raise ValueError(f"config.model.dropout must be in [0, 1), got {m.dropout}")

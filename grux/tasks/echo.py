@@ -20,7 +20,8 @@ from flax import nnx
 
 from grux.data.stream import BatchStream, seeded_rng
 from grux.nn import Recurrent
-from grux.tasks.adding import recurrent_layer_kwargs, validate_recurrent_model
+from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
+                               validate_recurrent_model)
 from grux.tasks.base import Task, register, swap_batch_axis, weighted
 
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
@@ -60,8 +61,7 @@ class EchoTask(Task):
                 "stateful": True,       # carry the recurrent state across windows
                 "eval_windows": 16,     # consecutive windows per evaluation split
             },
-            "model": {"cell": "gru", "formulation": "cho", "hidden": 32, "num_layers": 1,
-                      "dropout": 0.0},
+            "model": recurrent_model_config(hidden=32),
         })
 
     @staticmethod

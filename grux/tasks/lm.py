@@ -35,7 +35,8 @@ from grux.data import datasets
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 from grux.data.stream import BatchStream
 from grux.nn import Recurrent
-from grux.tasks.adding import recurrent_layer_kwargs, validate_recurrent_model
+from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
+                               validate_recurrent_model)
 from grux.tasks.base import Task, register, reset_rows, swap_batch_axis, weighted
 
 LEVELS = {"ptb": "word", "ptb_char": "char", "tiny_shakespeare": "char"}
@@ -146,9 +147,9 @@ class LanguageModelTask(Task):
     def default_config() -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict({
             "task": {"name": "lm", "dataset": "ptb", "bptt": 35},
-            "model": {"cell": "gru", "formulation": "cudnn", "hidden": 200, "embed": 0,
-                      "num_layers": 2, "dropout": 0.0, "variational_dropout": False,
-                      "tie_weights": False, "init_scale": 0.1},
+            "model": recurrent_model_config(
+                formulation="cudnn", hidden=200, num_layers=2, embed=0,
+                variational_dropout=False, tie_weights=False, init_scale=0.1),
         })
 
     @staticmethod

@@ -35,7 +35,8 @@ from grux.data import datasets
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 from grux.data.stream import BatchStream, seeded_rng
 from grux.nn import Recurrent
-from grux.tasks.adding import recurrent_layer_kwargs, validate_recurrent_model
+from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
+                               validate_recurrent_model)
 from grux.tasks.base import Task, register, weighted
 
 DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
@@ -94,8 +95,7 @@ class MusicTask(Task):
                      # > 0: train on random windows of at most this many steps of longer pieces
                      # (evaluation always scores whole pieces); 0: whole pieces
                      "max_train_length": 0},
-            "model": {"cell": "gru", "formulation": "cho", "hidden": 46, "num_layers": 1,
-                      "dropout": 0.0},
+            "model": recurrent_model_config(hidden=46),
         })
 
     @staticmethod

@@ -58,8 +58,9 @@ def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mes
     step)`` and folded with the device index: fresh per step and per shard, and a pure function
     of the step, so a resumed run draws the same numbers. ``weight_noise > 0`` evaluates the
     loss at ``θ + weight_noise·ε`` (:func:`grux.train.optim.add_weight_noise`), with ``ε``
-    drawn from a key shared by all devices, so every shard sees the same noisy weights. Returned metrics are the summed pairs plus
-    ``grad_norm`` and ``learning_rate`` as ``(value, 1)``.
+    drawn from a key shared by all devices, so every shard sees the same noisy weights.
+    Returned metrics are the summed pairs plus ``grad_norm`` and ``learning_rate`` as
+    ``(value, 1)``.
     """
 
     def per_device(state, batch):

@@ -1,8 +1,6 @@
 """The trainer in-process: learning on the default task, truncated BPTT, best/early stopping,
 corrupt-checkpoint fallback, config/checkpoint mismatch, and the NaN stop."""
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,7 +87,8 @@ def test_restore_into_different_shapes_names_the_parameter(tmp_path):
     before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     with pytest.raises(CheckpointMismatchError) as e:
         train_and_evaluate(tiny_echo(steps=20, model__hidden=24), str(tmp_path))
-    assert "params.head.kernel.value is (16, 1) float32 in the checkpoint but (24, 1)" in str(e.value)
+    assert "params.head.kernel.value is (16, 1) float32 in the checkpoint but (24, 1)" \
+        in str(e.value)
     assert "params.rnn.layers.0.w_hh.value is (16, 48) float32 in the checkpoint but (24, 72)" \
         in str(e.value)
     with pytest.raises(CheckpointMismatchError,
