@@ -161,7 +161,7 @@ class _Trainer:
         self.writer = MetricWriter(workdir, enabled=is_main,
                                    tensorboard=config.log.tensorboard)
         self.meta = {"data": self.train_data.get_state(), "best": None,
-                     "evals_without_improvement": 0, "last_eval": None}
+                     "evals_without_improvement": 0, "last_eval": None, "early_stopped": None}
         self._check_eval_metric()
 
     # ----------------------------------------------------------------- placement
@@ -302,8 +302,11 @@ class _Trainer:
         status, train_metrics, t_start = "completed", {}, time.perf_counter()
         window, t_window = [], time.perf_counter()
         step = start
+        if self.meta.get("early_stopped") is not None:
+            status = "early_stopped"
+            self.say(f"this run stopped early at step {start}; nothing to train")
         with _Preemption() as preempt:
-            while step < total:
+            while step < total and status == "completed":
                 batch = parallel.global_batch(next(self.train_data), self.mesh)
                 self.state, pairs = self.train_step(self.state, batch)
                 step += 1
@@ -316,6 +319,8 @@ class _Trainer:
                     train_metrics = self._flush(window, step, t_window)
                     window, t_window = [], time.perf_counter()
                 early = do_eval and self._after_eval(step, self.evaluate(self.state["params"]))
+                if early:
+                    self.meta["early_stopped"] = step  # a rerun must not train on
                 if do_ckpt or early:
                     self._save(step)
                 if stop_now:

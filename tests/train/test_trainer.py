@@ -61,6 +61,9 @@ def test_early_stopping_and_best_checkpoint(tmp_path):
     assert summary["best"]["step"] == 10
     assert sorted(p.name for p in (tmp_path / "best").iterdir() if p.name.isdigit()) == ["10"]
     assert saved_steps(tmp_path)[-1] == 30
+    again = train_and_evaluate(c, str(tmp_path))  # rerun: nothing more to train
+    assert again["status"] == "early_stopped" and again["step"] == 30
+    assert saved_steps(tmp_path)[-1] == 30
 
 
 def test_corrupt_latest_checkpoint_falls_back_and_keeps_files(tmp_path):
