@@ -7,7 +7,8 @@ non-recurrent connections only; ``variational_dropout`` shares one mask over all
 of a sequence (Gal & Ghahramani 2016).
 
 Data (Zaremba et al. 2014, Mikolov's batching): a split is one token stream (word: each line's
-tokens + ``<eos>``; PTB char: each line's symbols + ``<eos>``; tiny Shakespeare: characters).
+tokens + ``<eos>``; PTB char: each line's symbols + ``<eos>``; tiny Shakespeare: characters;
+``synthetic``: a generated toy corpus, :func:`grux.data.synthetic.synthetic_text`, no files).
 It is cut into ``B`` equal rows (the last ``N mod B`` tokens dropped), and batch ``w`` is the
 window ``[wT, (w+1)T)`` of every row, target = the next token. The recurrent state is carried
 from window to window (gradients stop at the boundary) and reset at the start of every epoch.
@@ -34,12 +35,14 @@ from flax import nnx
 from grux.data import datasets
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 from grux.data.stream import BatchStream
+from grux.data.synthetic import synthetic_text
 from grux.nn import Recurrent
 from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
 from grux.tasks.base import Task, register, reset_rows, swap_batch_axis, weighted
 
-LEVELS = {"ptb": "word", "ptb_char": "char", "tiny_shakespeare": "char"}
+LEVELS = {"ptb": "word", "ptb_char": "char", "tiny_shakespeare": "char", "synthetic": "word"}
+SYNTHETIC_LINES = {"train": 4000, "validation": 400, "test": 400}
 EOS, UNK = "<eos>", "<unk>"
 VOCAB_FILE = "vocab.json"
 
@@ -175,6 +178,10 @@ class LanguageModelTask(Task):
 
     # ------------------------------------------------------------------ data
     def tokens(self, split: str) -> list[str]:
+        if split not in self._tokens and self.config.task.dataset == "synthetic":
+            seed = ("train", "validation", "test").index(split)
+            self._tokens[split] = tokenize("synthetic", synthetic_text(seed,
+                                                                       SYNTHETIC_LINES[split]))
         if split not in self._tokens:
             lines = datasets.text_lines(self.config.task.dataset, split,
                                         data_dir=resolve_data_dir(self.config.data_dir),

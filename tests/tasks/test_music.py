@@ -44,3 +44,4 @@ def test_uninformed_model_scores_88_ln2_per_step():
     total, steps = weighted(nll_per_step(jnp.zeros((1, 32, 88)), jnp.asarray(b["targets"])),
                             b["mask"])
     assert float(total / steps) == pytest.approx(88 * np.log(2), rel=1e-6)
+

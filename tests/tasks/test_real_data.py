@@ -118,3 +118,19 @@ def test_chung2014_experiment_quick_mode_writes_table_and_plot(data_dir, tmp_pat
     table = (tmp_path / "out" / "chung2014_music_quick.md").read_text()
     assert "QUICK MODE" in table and "| JSB Chorales | – | 9.10 |" in table
     assert (tmp_path / "out" / "chung2014_music_valid_quick.png").stat().st_size > 1000
+
+
+def test_copy_task_and_synthetic_lm_train_without_files(tmp_path):
+    c = _quiet(base_config("copy"), 800, 100)
+    c.task.delay, c.task.length, c.task.eval_examples = 5, 4, 256
+    c.model.hidden, c.optimizer.learning_rate = 32, 1e-2
+    c.eval.metric, c.eval.mode = "validation/copy_accuracy", "max"
+    s = train_and_evaluate(c, str(tmp_path / "copy"))
+    assert s["final"]["test"]["copy_accuracy"] > 0.5                  # chance: 1/8
+    c = _quiet(base_config("lm"), 60, 20)
+    c.task.dataset, c.task.bptt = "synthetic", 10
+    c.model.hidden, c.model.num_layers, c.batch_size = 32, 1, 16
+    c.optimizer.learning_rate = 1e-2
+    c.eval.metric = "validation/perplexity"
+    s = train_and_evaluate(c, str(tmp_path / "lm"))
+    assert s["final"]["test"]["perplexity"] < 15                      # uniform: 31 words
