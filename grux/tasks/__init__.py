@@ -2,7 +2,8 @@
 
 Importing this package registers the built-in tasks.
 """
-from grux.tasks import adding, copy, echo, lm, music  # noqa: F401  (registration)
+from grux.tasks import adding, copy, echo, lm, music, translate  # noqa: F401  (registration)
+from grux.tasks import forecast  # noqa: F401  (registration)
 from grux.tasks.base import Task, get_task_class, register, task_names, weighted
 
 __all__ = ["Task", "get_task_class", "register", "task_names", "weighted"]
