@@ -22,6 +22,8 @@ and reads it with ``builder.as_data_source()`` (random access, no TensorFlow).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 from typing import Any
@@ -130,9 +132,27 @@ def prepare(name: str, *, data_dir: str | None = None, prepared_dir: str | None 
     data_dir = data_dir or default_data_dir()
     if data_dir is not None and not Path(data_dir).is_dir():
         raise FileNotFoundError(f"data_dir {data_dir} is not a directory")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=data_dir))
+    with _prepare_lock(builder):
+        # Another process (a second job, another host process) may have prepared it meanwhile.
+        if not _prepared(builder):
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=data_dir))
     return builder
+
+
+@contextlib.contextmanager
+def _prepare_lock(builder: GruxBuilder):
+    """An exclusive ``flock`` on ``<prepared_dir>/<builder>[_<config>].lock``: processes that
+    start training on the same unprepared dataset at once prepare it one after another."""
+    root = Path(builder.data_dir_root)
+    root.mkdir(parents=True, exist_ok=True)
+    tag = builder.name + (f"_{builder.builder_config.name}" if builder.builder_config else "")
+    with open(root / f".{tag}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _require(name: str, reader: str, builder_names: tuple[str, ...]) -> None:

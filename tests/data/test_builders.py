@@ -317,3 +317,28 @@ def test_cli_module_entry_point_and_errors(data_dir, tmp_path):
     assert re.search(r"^ptb\s+no$", listed.stdout, re.M)
     bad = run("prepare", "nope", "--prepared_dir", prepared)
     assert bad.returncode == 2 and "unknown dataset 'nope'" in bad.stderr
+
+
+def test_prepare_waits_for_another_process_preparing(data_dir, tmp_path):
+    """Concurrent preparation is serialised by a file lock: a process that finds the lock
+    held waits, then reuses what the holder prepared instead of writing over it."""
+    prepared = str(tmp_path / "tfds")
+    builder = datasets.get_builder("airline_passengers", prepared_dir=prepared)
+    code = ("import sys; from grux.data import datasets; print('start', flush=True); "
+            "datasets.prepare('airline_passengers', data_dir=sys.argv[1], "
+            "prepared_dir=sys.argv[2]); "
+            "print('prepared')")
+    with datasets._prepare_lock(builder):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(data_dir), prepared],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "start"
+        try:
+            proc.wait(timeout=3)
+            pytest.fail(f"prepare did not wait for the lock: {proc.communicate()}")
+        except subprocess.TimeoutExpired:
+            pass
+        assert not datasets.is_prepared("airline_passengers", prepared_dir=prepared)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "prepared" in out
+    assert datasets.is_prepared("airline_passengers", prepared_dir=prepared)
