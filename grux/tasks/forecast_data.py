@@ -89,8 +89,10 @@ class DatedSeries:
     forecast, from all rows before its forecast origin."""
 
     def __init__(self, values: np.ndarray, borders: dict[str, tuple[int, int]],
-                 lookback: int, horizon: int, *, m: int, raw_metrics: bool = False):
+                 lookback: int, horizon: int, *, m: int, raw_metrics: bool = False,
+                 columns: list[str] | None = None):
         self.raw = np.asarray(values, np.float32)
+        self.columns = list(columns or [f"c{i}" for i in range(self.raw.shape[1])])
         self.borders, self.lookback, self.horizon, self.m = borders, lookback, horizon, m
         self.mean, self.std = standardise_stats(self.raw, borders["train"])
         self.values = ((self.raw - self.mean) / self.std).astype(np.float32)
@@ -153,6 +155,7 @@ class M4Hourly:
     """Windows of the M4 hourly series (see the module docstring)."""
 
     channels = 1
+    columns = ["value"]
 
     def __init__(self, series: list[dict], lookback: int, horizon: int, *, m: int):
         self.lookback, self.horizon, self.m = lookback, horizon, m
