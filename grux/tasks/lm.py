@@ -292,6 +292,8 @@ def sample_tokens(model: LanguageModel, prompt: np.ndarray, length: int, key: ja
     the ``k`` most likely tokens before sampling."""
     if len(prompt) < 1:
         raise ValueError("sampling needs a prompt of at least one token")
+    # Inference: dropout off (a model trained with dropout would otherwise draw masks).
+    model = nnx.view(model, deterministic=True, raise_if_not_found=False)
     graphdef, params = nnx.split(model)
 
     def pick(logits, k):

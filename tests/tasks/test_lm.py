@@ -104,9 +104,11 @@ def test_tied_weights_share_the_embedding():
         LanguageModelTask.validate(c)
 
 
-def test_sampling_gives_valid_tokens_and_greedy_equals_top1():
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_sampling_gives_valid_tokens_and_greedy_equals_top1(dropout):
+    """Also for a model trained with dropout: sampling runs it without dropout."""
     tokens = [str(i % 11) for i in range(300)]
-    task = _task(tokens)
+    task = _task(tokens, dropout=dropout)
     model = task.build_model(nnx.Rngs(0))
     prompt = task.encode(["1", "2", "3"])
     s = sample_tokens(model, prompt, 40, jax.random.PRNGKey(0), temperature=1.0)
@@ -116,6 +118,6 @@ def test_sampling_gives_valid_tokens_and_greedy_equals_top1():
     np.testing.assert_array_equal(greedy, top1)
     # greedy continuation = arg-max of a full forward pass over prompt + continuation
     seq = np.concatenate([prompt, greedy])
-    logits, _ = model(jnp.asarray(seq[None, :-1]))
+    logits, _ = nnx.view(model, deterministic=True)(jnp.asarray(seq[None, :-1]))
     np.testing.assert_array_equal(np.argmax(np.asarray(logits[0, len(prompt) - 1:]), -1),
                                   greedy)
