@@ -10,7 +10,10 @@ test windows, 1 validation window). MSE/MAE on the standardised scale, sMAPE and
 range; ``model.instance_norm`` (on here) standardises every look-back by its own mean and
 std, which the GRU needs to cope with that (without it, test MSE ~1.37, no better than naive).
 
-Measured on the 2-core CPU *under load* (niced): see the README's "Forecasting" section.
+Measured 2026-11-26 on the 2-core CPU *under load* (niced), 29 s wall: test MSE 0.111
+(standardised), sMAPE 4.97, MASE 0.77, OWA 0.63; on the same 13 windows naive 1.357 / 17.31 /
+2.66, seasonal naive 0.393 / 12.23 / 1.76, linear 0.067 / 3.79 / 0.62 (MSE / sMAPE / MASE),
+Naive2 sMAPE 7.94, MASE 1.22. The least-squares linear baseline wins on this tiny series.
 """
 from grux.train.config import base_config
 
