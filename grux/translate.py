@@ -39,12 +39,15 @@ class Translator:
     ``method``: ``"greedy"`` or ``"beam"`` (``beam`` hypotheses, GNMT length normalisation
     ``alpha``). Sentences are sorted by length and decoded ``batch_size`` at a time; each
     batch's source is padded to a multiple of ``bucket`` and decoding runs for at most
-    ``2·S + 10`` steps (``S`` the padded source length), so few shapes are compiled."""
+    ``max_len`` steps (0: ``2·S + 10``, ``S`` the padded source length), so few shapes are
+    compiled."""
 
-    def __init__(self, model, tokenizer: Tokenizer, *, batch_size: int = 64, bucket: int = 8):
+    def __init__(self, model, tokenizer: Tokenizer, *, batch_size: int = 64, bucket: int = 8,
+                 max_len: int = 0):
         model = nnx.view(model, deterministic=True, raise_if_not_found=False)
         self.graphdef, self.state = nnx.split(model)
         self.tokenizer, self.batch_size, self.bucket = tokenizer, batch_size, bucket
+        self.max_len = max_len
         self._fns: dict = {}
 
     def _decoder(self, method: str, beam: int, alpha: float, max_len: int):
@@ -80,7 +83,7 @@ class Translator:
         for lo in range(0, len(order), self.batch_size):
             rows = order[lo:lo + self.batch_size]
             batch = pad_pairs([src[i] for i in rows], None, self.batch_size, self.bucket)
-            max_len = 2 * batch["src"].shape[1] + 10
+            max_len = self.max_len or 2 * batch["src"].shape[1] + 10
             fn = self._decoder(method, beam, float(alpha), max_len)
             tokens = fn(self.state, jnp.asarray(batch["src"]), jnp.asarray(batch["src_mask"]))
             for i, ids in zip(rows, strip(tokens, EOS, PAD)):
