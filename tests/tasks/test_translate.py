@@ -1,6 +1,7 @@
 """Translation: tokenizer round trip, batches, padding-correct attention and loss, greedy and
 beam search against hand-built models, sacreBLEU on fixed strings, and a short real
 Multi30k run through the trainer and grux-translate."""
+import io
 import itertools
 import json
 import math
@@ -245,7 +246,7 @@ def test_bleu_through_sacrebleu_on_fixed_strings():
     assert math.isclose(score, 100 * math.exp(-0.5), rel_tol=1e-6)
     score, _, _ = corpus_bleu(["Ein Mann fährt Rad.", "Zwei Hunde."],
                               ["Ein Mann fährt Rad.", "Zwei Hunde."])
-    assert score == 100.0
+    assert math.isclose(score, 100.0)
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
         corpus_bleu(["a", "b"], ["a"])
 
@@ -271,7 +272,7 @@ def _tiny_config(data_dir, tfds_dir, steps):
     c = base_config("translate")
     c.data_dir, c.tfds_dir = str(data_dir), str(tfds_dir)
     c.task.vocab_size, c.task.tokenizer_sentences, c.task.max_length = 500, 3000, 24
-    c.task.bucket, c.task.beam_size = 12, 3
+    c.task.bucket, c.task.beam_size = 24, 3                  # train batches: one shape
     for f in ("hidden", "embed", "decoder_hidden", "attention", "deep_output"):
         c.model[f] = 32
     c.batch_size, c.eval.batch_size = 32, 512
@@ -282,25 +283,35 @@ def _tiny_config(data_dir, tfds_dir, steps):
     return c
 
 
-def test_loss_decreases_on_multi30k_and_grux_translate_decodes(data_dir, tmp_path_factory,
-                                                               capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """A 30-step run on real Multi30k through the trainer (one padded length, 24)."""
     from grux.train import train_and_evaluate
-    from grux.train.writers import read_metrics
-    from grux.translate import main
     workdir = tmp_path_factory.mktemp("mt")
     c = _tiny_config(data_dir, tmp_path_factory.mktemp("tfds"), 30)
-    summary = train_and_evaluate(c, str(workdir))
+    return workdir, train_and_evaluate(c, str(workdir))
+
+
+def test_loss_decreases_on_multi30k(trained):
+    from grux.train.writers import read_metrics
+    workdir, summary = trained
     curve = [r["loss"] for r in read_metrics(workdir) if r.get("split") == "train"]
     assert curve[0] > 5.5 and curve[-1] < curve[0] - 1.0, curve   # from ln 500 ≈ 6.2
-    assert summary["final"]["validation"]["perplexity"] < 150
+    assert summary["final"]["validation"]["perplexity"] < 250      # uniform: 500
     assert (workdir / "spm.model").is_file()
 
+
+@pytest.mark.slow
+def test_grux_translate_decodes_plots_and_scores_a_trained_run(trained, tmp_path, capsys,
+                                                               monkeypatch):
+    from grux.translate import main
+    workdir, _ = trained
     capsys.readouterr()
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("A dog runs.\nTwo men.\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("A dog runs.\nTwo men.\n"))
     assert main(["--workdir", str(workdir), "--method", "greedy"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2
-    png = tmp_path_factory.mktemp("plot") / "att.png"
+    png = tmp_path / "att.png"
     assert main(["--workdir", str(workdir), "--plot-attention", str(png), "--sentence",
                  "A man sleeps."]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
