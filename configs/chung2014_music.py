@@ -17,8 +17,8 @@ from grux.train.config import base_config
 
 UNITS = {"gru": 46, "lstm": 36, "tanh": 100}
 # (global batch, epochs, crop long pieces to this many steps in training; 0 = whole pieces)
-DATA = {"jsb_chorales": (8, 100, 0), "nottingham": (16, 150, 0),
-        "musedata": (16, 80, 400), "piano_midi": (8, 150, 400)}
+DATA = {"jsb_chorales": (8, 150, 0), "nottingham": (16, 100, 0),
+        "musedata": (16, 120, 400), "piano_midi": (8, 150, 400)}
 TRAIN_PIECES = {"jsb_chorales": 229, "nottingham": 694, "musedata": 524, "piano_midi": 87}
 
 

@@ -53,9 +53,13 @@ def train(root: str, dataset: str, cell: str, lr: float, quick: bool) -> dict:
     with open(os.path.join(workdir, "summary.json")) as f:
         summary = json.load(f)
     summary["wall_seconds"] = time.time() - t0
+    summary["train_seconds"] = training_seconds(workdir)
+    with open(os.path.join(workdir, "config.json")) as f:
+        summary["steps_per_epoch"] = json.load(f)["eval"]["every_steps"]
     print(f"  {dataset:>12} {cell:>4} lr {lr:g}: best validation NLL "
           f"{summary['best']['value']:.3f} at step {summary['best']['step']}, test "
-          f"{summary['best']['results']['test']['loss']:.3f} ({summary['seconds']:.0f}s)",
+          f"{summary['best']['results']['test']['loss']:.3f} "
+          f"({summary['train_seconds'] / 60:.1f} min in all)",
           flush=True)
     return summary
 
@@ -71,6 +75,23 @@ def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
     return steps, values
 
 
+def training_seconds(workdir: str) -> float:
+    """Wall time spent training, summed over every invocation of the run: the gaps between
+    consecutive timed ``metrics.jsonl`` records, except across a ``resume`` record (the time
+    the run was not running). Start-up before each invocation's first record is not counted."""
+    total, last = 0.0, None
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("event") == "resume":
+                last = None
+            elif "time" in r:
+                if last is not None:
+                    total += r["time"] - last
+                last = r["time"]
+    return total
+
+
 def write_table(chosen: dict, path: str, quick: bool) -> str:
     head = ("| dataset | tanh-RNN grux | tanh-RNN paper | GRU grux | GRU paper | LSTM grux | "
             "LSTM paper |")
@@ -84,12 +105,16 @@ def write_table(chosen: dict, path: str, quick: bool) -> str:
             row.append(f"{s['best']['results']['test']['loss']:.2f}" if s else "–")
             row.append(f"{PAPER[d][i]:.2f}")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "| dataset | cell | lr chosen | best epoch step | validation NLL | test NLL | "
-                  "train time |", "|---|---|---|---|---|---|---|"]
+    lines += ["", "| dataset | cell | lr chosen | best epoch | epochs run | ended by | "
+                  "validation NLL | test NLL | train time |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for (d, c), s in sorted(chosen.items()):
-        lines.append(f"| {NAMES[d]} | {c} | {s['lr']:g} | {s['best']['step']} | "
-                     f"{s['best']['value']:.3f} | {s['best']['results']['test']['loss']:.3f} | "
-                     f"{s['seconds']:.0f}s |")
+        per_epoch = s["steps_per_epoch"]
+        ended = "early stop" if s["status"] == "early_stopped" else "epoch cap"
+        lines.append(f"| {NAMES[d]} | {c} | {s['lr']:g} | {s['best']['step'] // per_epoch} | "
+                     f"{s['step'] // per_epoch} | {ended} | {s['best']['value']:.3f} | "
+                     f"{s['best']['results']['test']['loss']:.3f} | "
+                     f"{s['train_seconds'] / 60:.1f} min |")
     if quick:
         lines.insert(0, "**QUICK MODE: a few steps per model; not results.**\n")
     text = "\n".join(lines) + "\n"
@@ -152,7 +177,8 @@ def main(argv=None) -> None:
     suffix = "_quick" if a.quick else ""
     table = write_table(chosen, os.path.join(a.out, f"chung2014_music{suffix}.md"), a.quick)
     with open(os.path.join(a.out, f"chung2014_music{suffix}.json"), "w") as f:
-        json.dump({f"{d},{c}": {"lr": s["lr"], "best": s["best"], "seconds": s["seconds"]}
+        json.dump({f"{d},{c}": {"lr": s["lr"], "best": s["best"], "status": s["status"],
+                                "step": s["step"], "train_seconds": s["train_seconds"]}
                    for (d, c), s in chosen.items()}, f, indent=1)
     plot(chosen, a.root, os.path.join(a.out, f"chung2014_music_valid{suffix}.png"))
     print(table)
