@@ -3,8 +3,10 @@
     python -m grux.train --config configs/copy.py --workdir runs/copy
     python -m grux.train --config configs/copy.py --workdir runs/copy-tanh --config.model.cell=tanh
 
-GRU 128, Adam 2e-3, batch 64, 3000 steps. Memoryless baseline: 0.2773 nats per step, copy
-accuracy 0.125. Measured on the 2-core CPU: README, "Training".
+GRU 128, Adam 2e-3, batch 64, 3000 steps. Memoryless baseline (blanks, then random symbols):
+10·ln 8 / 70 = 0.2971 nats per step, copy accuracy 1/8 = 0.125.
+Measured on the 2-core CPU (one other job running): GRU test copy accuracy 0.755, loss 0.0839
+(still improving at step 3000), 2m43s; tanh-RNN 0.124 / 0.2979 (chance: it learns nothing), 41s.
 """
 from grux.train.config import base_config
 
