@@ -12,15 +12,13 @@ import jax
 import ml_collections
 from flax import nnx
 
-from grux.data.stream import BatchStream, seeded_rng
 from grux.data.synthetic import adding_problem
 from grux.nn import Recurrent
-from grux.tasks.base import Task, register, weighted
+from grux.tasks.base import GeneratedTask, register, weighted
 from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
 
 TRIVIAL_MSE = 1.0 / 6.0
-_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
 class Regressor(nnx.Module):
@@ -39,7 +37,7 @@ class Regressor(nnx.Module):
 
 
 @register
-class AddingTask(Task):
+class AddingTask(GeneratedTask):
     name = "adding"
 
     @staticmethod
@@ -67,23 +65,9 @@ class AddingTask(Task):
         return Regressor(m.cell, 2, m.hidden, m.num_layers, m.dropout, rngs,
                          **recurrent_layer_kwargs(m))
 
-    def _stream(self, split: str, batch_size: int, num_batches, pi: int, pc: int):
-        seed, length = self.config.seed, self.config.task.length
-
-        def global_batch(i: int):
-            x, y = adding_problem(seeded_rng(seed, _SPLIT_IDS[split], i), batch_size, length)
-            return {"x": x, "y": y}
-
-        return BatchStream(global_batch, batch_size, num_batches,
-                           process_index=pi, process_count=pc)
-
-    def train_stream(self, batch_size, process_index, process_count):
-        return self._stream("train", batch_size, None, process_index, process_count)
-
-    def eval_streams(self, batch_size, process_index, process_count):
-        n = -(-self.config.task.eval_examples // batch_size)
-        return {s: self._stream(s, batch_size, n, process_index, process_count)
-                for s in ("validation", "test")}
+    def make_batch(self, rng, batch_size):
+        x, y = adding_problem(rng, batch_size, self.config.task.length)
+        return {"x": x, "y": y}
 
     def loss(self, model, batch, *, rng, carry, train):
         pred = model(batch["x"], rngs=rng if train else None)

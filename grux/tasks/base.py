@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import nnx
 
-from grux.data.stream import BatchStream
+from grux.data.stream import BatchStream, seeded_rng
 
 Metrics = dict[str, tuple[jax.Array, jax.Array]]
 
@@ -127,3 +128,35 @@ def get_task_class(name: str) -> type[Task]:
 
 def task_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+
+
+class GeneratedTask(Task):
+    """A task whose batches are generated, needing no files: global batch ``i`` of ``split``
+    is ``make_batch(seeded_rng(seed, SPLIT_IDS[split], i), batch_size)``, so every split is
+    an endless (train) or ``ceil(task.eval_examples / batch)``-batch (evaluation) stream that
+    is the same on any number of processes and resumes from one integer."""
+
+    @abc.abstractmethod
+    def make_batch(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:
+        """One global batch drawn from ``rng``."""
+
+    def _stream(self, split: str, batch_size: int, num_batches: int | None,
+                process_index: int, process_count: int) -> BatchStream:
+        seed = self.config.seed
+
+        def global_batch(i: int) -> dict[str, np.ndarray]:
+            return self.make_batch(seeded_rng(seed, SPLIT_IDS[split], i), batch_size)
+
+        return BatchStream(global_batch, batch_size, num_batches,
+                           process_index=process_index, process_count=process_count)
+
+    def train_stream(self, batch_size, process_index, process_count):
+        return self._stream("train", batch_size, None, process_index, process_count)
+
+    def eval_streams(self, batch_size, process_index, process_count):
+        n = -(-self.config.task.eval_examples // batch_size)
+        return {s: self._stream(s, batch_size, n, process_index, process_count)
+                for s in ("validation", "test")}

@@ -17,14 +17,12 @@ import ml_collections
 import optax
 from flax import nnx
 
-from grux.data.stream import BatchStream, seeded_rng
 from grux.data.synthetic import copy_problem
 from grux.nn import Recurrent
-from grux.tasks.base import Task, register, weighted
+from grux.tasks.base import GeneratedTask, register, weighted
 from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
 
-_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
 class Copier(nnx.Module):
@@ -40,7 +38,7 @@ class Copier(nnx.Module):
 
 
 @register
-class CopyTask(Task):
+class CopyTask(GeneratedTask):
     name = "copy"
 
     @staticmethod
@@ -63,24 +61,10 @@ class CopyTask(Task):
     def build_model(self, rngs):
         return Copier(self.config.task.symbols + 2, self.config.model, rngs)
 
-    def _stream(self, split, batch_size, num_batches, pi, pc):
-        t, seed = self.config.task, self.config.seed
-
-        def global_batch(i):
-            x, y = copy_problem(seeded_rng(seed, _SPLIT_IDS[split], i), batch_size, t.delay,
-                                symbols=t.symbols, length=t.length)
-            return {"x": x, "y": y}
-
-        return BatchStream(global_batch, batch_size, num_batches, process_index=pi,
-                           process_count=pc)
-
-    def train_stream(self, batch_size, process_index, process_count):
-        return self._stream("train", batch_size, None, process_index, process_count)
-
-    def eval_streams(self, batch_size, process_index, process_count):
-        n = -(-self.config.task.eval_examples // batch_size)
-        return {s: self._stream(s, batch_size, n, process_index, process_count)
-                for s in ("validation", "test")}
+    def make_batch(self, rng, batch_size):
+        t = self.config.task
+        x, y = copy_problem(rng, batch_size, t.delay, symbols=t.symbols, length=t.length)
+        return {"x": x, "y": y}
 
     def loss(self, model, batch, *, rng, carry, train):
         logits = model(batch["x"], rngs=rng if train else None)

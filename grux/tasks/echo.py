@@ -22,9 +22,7 @@ from grux.data.stream import BatchStream, seeded_rng
 from grux.nn import Recurrent
 from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
-from grux.tasks.base import Task, register, swap_batch_axis, weighted
-
-_SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
+from grux.tasks.base import SPLIT_IDS, Task, register, swap_batch_axis, weighted
 
 
 def stream_window(seed: int, split: int, row: int, window: int, width: int) -> np.ndarray:
@@ -79,7 +77,7 @@ class EchoTask(Task):
 
     def _stream(self, split, batch_size, num_batches, pi, pc):
         seed, w, d = self.config.seed, self.config.task.window, self.config.task.delay
-        sid = _SPLIT_IDS[split]
+        sid = SPLIT_IDS[split]
 
         def global_batch(i):
             cur = np.stack([stream_window(seed, sid, b, i, w) for b in range(batch_size)])
