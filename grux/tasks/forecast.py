@@ -299,7 +299,7 @@ class ForecastTask(Task):
     def summarize(self, metrics):
         out = dict(metrics)
         if "naive2_smape" in out:
-            for p in ("", "naive_", "snaive_", "linear_"):
+            for p in ("", "naive_", "snaive_", "linear_", "naive2_"):  # naive2_owa = 1
                 if f"{p}smape" in out:
                     out[f"{p}owa"] = fm.owa(out[f"{p}smape"], out[f"{p}mase"],
                                             out["naive2_smape"], out["naive2_mase"])
