@@ -169,13 +169,9 @@ def main(argv=None) -> int:
 
     from grux.train.inference import load_trained
     try:
-        task, model, step = load_trained(a.workdir, a.checkpoint)
+        task, model, step = load_trained(a.workdir, a.checkpoint, task_name="translate")
     except (FileNotFoundError, ValueError) as e:
         print(f"grux-translate: error: {e}", file=sys.stderr)
-        return 1
-    if task.name != "translate":
-        print(f"grux-translate: error: {a.workdir} trained task {task.name!r}, not "
-              "'translate'", file=sys.stderr)
         return 1
     cfg = task.config.task
     kw = {"method": a.method, "beam": a.beam or cfg.beam_size,

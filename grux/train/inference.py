@@ -21,12 +21,16 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         return ml_collections.ConfigDict(json.load(f))
 
 
-def load_trained(workdir: str, which: str = "best") -> tuple[Task, nnx.Module, int]:
+def load_trained(workdir: str, which: str = "best", task_name: str | None = None
+                 ) -> tuple[Task, nnx.Module, int]:
     """``(task, model, step)`` with the parameters of the ``best`` checkpoint (falls back to
-    the latest when there is no best one) or of the ``latest``."""
+    the latest when there is no best one) or of the ``latest``. With ``task_name``, a run of
+    another task is a ``ValueError`` naming both."""
     if which not in ("best", "latest"):
         raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
     config = load_config(workdir)
+    if task_name is not None and config.task.name != task_name:
+        raise ValueError(f"{workdir} trained task {config.task.name!r}, not {task_name!r}")
     task = get_task_class(config.task.name)(config)
     task.load_artifacts(workdir)
     model, _, _, state, _, _ = initial_state(config, task)

@@ -80,6 +80,10 @@ def test_sample_cli_errors_are_clear(tmp_path, capsys):
     assert "config.json not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--workdir", str(tmp_path), "--temperature", "-1"])
+    # a workdir of another task: named, before any model is built
+    (tmp_path / "config.json").write_text(base_config("adding").to_json_best_effort())
+    assert main(["--workdir", str(tmp_path)]) == 1
+    assert "trained task 'adding', not 'lm'" in capsys.readouterr().err
 
 
 def test_music_and_lm_streams_are_deterministic_and_resume(dirs):
