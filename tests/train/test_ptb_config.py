@@ -1,0 +1,46 @@
+"""configs/ptb_word.py reproduces Zaremba et al.'s SGD updates on grux's per-token mean loss."""
+import importlib.util
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from grux.train.optim import make_optimizer
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ptb_word.py"
+
+
+def _config(arg):
+    spec = importlib.util.spec_from_file_location("ptb_word_config", CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+@pytest.mark.parametrize("size", ["small", "medium"])
+@pytest.mark.parametrize("scale", [0.01, 0.3])   # summed-loss gradient norm 2 / 16 > 5
+def test_updates_equal_sgd_lr1_clip5_on_the_loss_summed_over_time(size, scale):
+    config = _config(f"{size},gru")
+    bptt = config.task.bptt
+    rng = np.random.default_rng(0)
+    w = {"a": jnp.asarray(rng.normal(size=(7, 3)) * scale, jnp.float32),
+         "b": jnp.asarray(rng.normal(size=(3,)) * scale, jnp.float32)}
+    x = jnp.asarray(rng.normal(size=(4, bptt, 7)), jnp.float32)     # (batch, time, features)
+
+    def per_token(p):                                               # (batch, time) losses
+        return jnp.sum((jnp.tanh(x @ p["a"] + p["b"])) ** 2, -1)
+
+    mean_loss = lambda p: jnp.mean(per_token(p))                      # grux
+    zaremba_loss = lambda p: jnp.mean(jnp.sum(per_token(p), 1))       # sum over time, mean batch
+
+    tx, _ = make_optimizer(config.optimizer, config.num_train_steps)
+    ours, _ = tx.update(jax.grad(mean_loss)(w), tx.init(w), w)
+    ref_tx = optax.chain(optax.clip_by_global_norm(5.0), optax.sgd(1.0))
+    grad = jax.grad(zaremba_loss)(w)
+    assert (optax.global_norm(grad) > 5.0) == (scale > 0.1)         # both regimes exercised
+    ref, _ = ref_tx.update(grad, ref_tx.init(w), w)
+    for k in w:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=2e-5, atol=1e-7)
