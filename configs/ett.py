@@ -25,6 +25,16 @@ niced), ETTh1, ``configs/ett.py:etth1,H`` as is; test MSE / MAE at the best vali
     336   1.055 / 0.795   1.330 / 0.746   0.650 / 0.501   0.475 / 0.451   32 s
     720   1.062 / 0.819   1.335 / 0.755   0.655 / 0.514   0.500 / 0.497   8m31s (load ~10)
 
+Same day, beside one niced job, test MSE / MAE of the other heads (``,autoregressive``;
+``--config.model.instance_norm=True``; ``,direct,gaussian`` with its CRPS and 80 % coverage):
+
+    H     autoregressive  + instance norm  gaussian (mean)  CRPS   coverage 80 %
+    24    0.812 / 0.612   0.393 / 0.417    0.535 / 0.496    0.367  0.708
+    48    0.894 / 0.663   0.447 / 0.449    0.688 / 0.580    0.430  0.735
+    168   1.293 / 0.823   0.484 / 0.468    0.893 / 0.735    0.532  0.625
+    336   1.334 / 0.806   0.523 / 0.489    0.951 / 0.754    0.555  0.572
+    720   1.402 / 0.861   0.548 / 0.517    1.082 / 0.823    0.623  0.476
+
 Informer (Table 2, multivariate) quotes LSTMa test MSE 0.650 / 0.702 / 1.212 / 1.424 / 1.960
 for H = 24 / 48 / 168 / 336 / 720 (quoted from the issue, not verified).
 """
