@@ -12,6 +12,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
+def experiment_config(name: str, arg: str = ""):
+    """``configs/<name>.py``'s ``get_config(arg)`` called directly (no flag parsing, so an
+    invalid ``arg`` raises the config file's own error)."""
+    import importlib.util
+    path = ROOT / "configs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
 # A tiny echo (truncated-BPTT) run: carried state, 2 layers with dropout and weight noise
 # (RNG), ~3 s a run.
 TINY_ECHO = ["--config.weight_noise=0.01", "--config.model.hidden=16",

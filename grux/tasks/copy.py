@@ -24,7 +24,6 @@ from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
 
 
-
 class Copier(nnx.Module):
     def __init__(self, classes: int, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
         self.classes = classes

@@ -268,23 +268,15 @@ def test_m4_needs_horizon_48():
 
 
 def test_config_files_load():
-    import importlib.util
+    from cli_runs import experiment_config
 
-    from cli_runs import ROOT
-
-    def load(name):
-        spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.get_config
-
-    c = load("ett")("ettm2,336,autoregressive,gaussian")
+    c = experiment_config("ett", "ettm2,336,autoregressive,gaussian")
     assert (c.task.dataset, c.task.horizon, c.task.seasonality) == ("ettm2", 336, 96)
     assert (c.model.decoder, c.model.likelihood) == ("autoregressive", "gaussian")
     with pytest.raises(ValueError, match="dataset"):
-        load("ett")("etth3,24")
-    for c in (load("ett")("etth1,720"), load("m4_hourly")(""), load("airline")("")):
-        validate(c)
+        experiment_config("ett", "etth3,24")
+    for name, arg in (("ett", "etth1,720"), ("m4_hourly", ""), ("airline", "")):
+        validate(experiment_config(name, arg))
 
 
 # ------------------------------------------------------------------ real training run
@@ -326,15 +318,10 @@ def test_loss_decreases_on_etth1_through_the_trainer_and_plot(data_dir, tfds_dir
 @pytest.mark.slow
 @pytest.mark.parametrize("config", ["m4_hourly:autoregressive,gaussian", "airline:"])
 def test_m4_and_airline_configs_train(data_dir, tfds_dir, tmp_path, config):
-    import importlib.util
-
-    from cli_runs import ROOT
+    from cli_runs import experiment_config
     from grux.train import train_and_evaluate
     name, _, arg = config.partition(":")
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config(arg)
+    c = experiment_config(name, arg)
     c.data_dir, c.tfds_dir = str(data_dir), tfds_dir
     c.num_train_steps = c.eval.every_steps = c.checkpoint.every_steps = 40
     c.log.every_steps, c.log.tensorboard, c.log.progress = 10, False, False

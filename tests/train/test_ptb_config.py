@@ -1,29 +1,18 @@
 """configs/ptb_word.py reproduces Zaremba et al.'s SGD updates on grux's per-token mean loss."""
-import importlib.util
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+from cli_runs import experiment_config
 from grux.train.optim import make_optimizer
-
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "ptb_word.py"
-
-
-def _config(arg):
-    spec = importlib.util.spec_from_file_location("ptb_word_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
 
 
 @pytest.mark.parametrize("size", ["small", "medium"])
 @pytest.mark.parametrize("scale", [0.01, 0.3])   # summed-loss gradient norm 2 / 16 > 5
 def test_updates_equal_sgd_lr1_clip5_on_the_loss_summed_over_time(size, scale):
-    config = _config(f"{size},gru")
+    config = experiment_config("ptb_word", f"{size},gru")
     bptt = config.task.bptt
     rng = np.random.default_rng(0)
     w = {"a": jnp.asarray(rng.normal(size=(7, 3)) * scale, jnp.float32),
