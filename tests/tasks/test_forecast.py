@@ -7,6 +7,7 @@ matrix, and the M4 baselines against the published M4 hourly scores.
 """
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -139,6 +140,41 @@ def test_gaussian_nll_crps_and_pinball():
     assert float(fm.pinball(1.0, 0.5, 0.9)) == pytest.approx(0.45)
     assert float(fm.pinball(0.0, 0.5, 0.9)) == pytest.approx(0.05)
     assert float(fm.gaussian_quantile(1.0, 2.0, 0.9)) == pytest.approx(1 + 2 * 1.2815516)
+
+
+def test_normal_cdf_and_its_derivative_match_scipy():
+    from scipy.stats import norm
+    z = np.linspace(-9.0, 9.0, 721)
+    np.testing.assert_allclose(fm.normal_cdf(jnp.asarray(z, jnp.float32)), norm.cdf(z),
+                               atol=2e-7)
+    np.testing.assert_allclose(jax.vmap(jax.grad(fm.normal_cdf))(jnp.asarray(z, jnp.float32)),
+                               norm.pdf(z), atol=1e-7, rtol=1e-5)
+
+
+def test_gaussian_metrics_differentiate_inside_shard_map():
+    """The sharded train step differentiates the loss with its metrics; every forecast
+    measure must trace there (jax 0.12 rejected the erf JVP inside shard_map)."""
+    from jax.sharding import PartitionSpec as P
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("data",))
+    n = 4 * len(jax.devices())
+    rng = np.random.default_rng(0)
+    y, mu = (jnp.asarray(rng.normal(size=(n, 3)), jnp.float32) for _ in range(2))
+    log_sigma = jnp.asarray(rng.normal(size=(n, 3)) * 0.3, jnp.float32)
+
+    def loss(mu, log_sigma, y):
+        sigma = jnp.exp(log_sigma)
+        terms = [fm.gaussian_nll(y, mu, sigma), fm.gaussian_crps(y, mu, sigma),
+                 fm.pinball(y, fm.gaussian_quantile(mu, sigma, 0.9), 0.9),
+                 fm.squared_error(y, mu), fm.absolute_error(y, mu),
+                 fm.smape_terms(y, mu), fm.mase_terms(y, mu, 2.0)]
+        return sum(jnp.sum(t) for t in terms)
+
+    sharded = jax.jit(jax.shard_map(
+        lambda *a: jnp.stack(jax.grad(loss, argnums=(0, 1))(*a)),
+        mesh=mesh, in_specs=(P("data"),) * 3, out_specs=P(None, "data")))
+    got = sharded(mu, log_sigma, y)
+    want = jnp.stack(jax.grad(loss, argnums=(0, 1))(mu, log_sigma, y))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ baselines
