@@ -323,12 +323,11 @@ def test_prepare_waits_for_another_process_preparing(data_dir, tmp_path):
     """Concurrent preparation is serialised by a file lock: a process that finds the lock
     held waits, then reuses what the holder prepared instead of writing over it."""
     prepared = str(tmp_path / "tfds")
-    builder = datasets.get_builder("airline_passengers", prepared_dir=prepared)
     code = ("import sys; from grux.data import datasets; print('start', flush=True); "
             "datasets.prepare('airline_passengers', data_dir=sys.argv[1], "
             "prepared_dir=sys.argv[2]); "
             "print('prepared')")
-    with datasets._prepare_lock(builder):
+    with datasets._prepare_lock("airline_passengers", None, prepared):
         proc = subprocess.Popen([sys.executable, "-c", code, str(data_dir), prepared],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "start"

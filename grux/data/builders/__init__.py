@@ -3,8 +3,9 @@
 ``BUILDERS`` maps each builder name to its class; :mod:`grux.data.datasets` is the API on top.
 """
 from grux.data.builders.airline_passengers import AirlinePassengers
-from grux.data.builders.common import (GruxBuilder, MissingSourceFileError, SourceChecksumError,
-                                      SourceFile, SourceFileError)
+from grux.data.builders.common import (DataError, GruxBuilder, MissingSourceFileError,
+                                      PreparedDataCorruptError, SourceChecksumError, SourceFile,
+                                      SourceFileError)
 from grux.data.builders.ett import Ett
 from grux.data.builders.m4_hourly import M4Hourly
 from grux.data.builders.multi30k import Multi30k
@@ -18,6 +19,7 @@ BUILDERS: dict[str, type[GruxBuilder]] = {cls.name: cls for cls in (
     AirlinePassengers, Ett, M4Hourly, Multi30k, PolyphonicMusic, Ptb, PtbChar, TinyShakespeare,
     Weather)}
 
-__all__ = ["BUILDERS", "GruxBuilder", "MissingSourceFileError", "SourceChecksumError",
-           "SourceFile", "SourceFileError", "AirlinePassengers", "Ett", "M4Hourly", "Multi30k",
-           "PolyphonicMusic", "Ptb", "PtbChar", "TinyShakespeare", "Weather"]
+__all__ = ["BUILDERS", "DataError", "GruxBuilder", "MissingSourceFileError",
+           "PreparedDataCorruptError", "SourceChecksumError", "SourceFile", "SourceFileError",
+           "AirlinePassengers", "Ett", "M4Hourly", "Multi30k", "PolyphonicMusic", "Ptb",
+           "PtbChar", "TinyShakespeare", "Weather"]

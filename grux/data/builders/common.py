@@ -15,7 +15,10 @@ one of two places:
 
 Either way the sha256 of every file is checked before anything is parsed; a missing file
 raises :class:`MissingSourceFileError` and a corrupt one :class:`SourceChecksumError`, both
-naming the file path and the expected sha256 (and the actual one when corrupt).
+naming the file path and the expected sha256 (and the actual one when corrupt). Both derive
+from :class:`SourceFileError`, which, like :class:`PreparedDataCorruptError` (a damaged
+prepared dataset, see :mod:`grux.data.datasets`), derives from :class:`DataError`: one-line
+messages that a command-line tool can print alone.
 
 Storage
 -------
@@ -67,7 +70,13 @@ class SourceFile:
         return self.url_sha256 or self.sha256
 
 
-class SourceFileError(Exception):
+class DataError(Exception):
+    """Base of the data errors a user can act on (a missing or corrupt raw file, a corrupt
+    prepared dataset). The message is one line naming the file and what to do; a command-line
+    tool can catch this class and print it alone."""
+
+
+class SourceFileError(DataError):
     """A raw source file is missing or does not have the expected sha256."""
 
 
@@ -77,6 +86,22 @@ class MissingSourceFileError(SourceFileError, FileNotFoundError):
 
 class SourceChecksumError(SourceFileError, ValueError):
     """A raw source file's sha256 differs from the expected one (corrupt or wrong file)."""
+
+
+class PreparedDataCorruptError(DataError):
+    """A prepared dataset's file is missing, or differs from the checksum recorded when it was
+    prepared, or cannot be read back. The message names the file and the command that
+    re-prepares the dataset (``grux-data prepare NAME``).
+
+    Attributes:
+      path: the file found missing, changed or unreadable.
+      detail: what is wrong with it, without the repair hint.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, detail: str = ""):
+        super().__init__(message)
+        self.path = path
+        self.detail = detail or message
 
 
 def sha256_file(path: str | Path) -> str:
@@ -214,6 +239,18 @@ def series_split_examples(columns: Sequence[str], dates: Sequence[str], values: 
 
 
 # ------------------------------------------------------------------------------ base class
+class LocalDatasetInfo(tfds.core.DatasetInfo):
+    """DatasetInfo that never looks for pre-computed metadata on TFDS's GCS bucket.
+
+    TFDS calls ``initialize_from_bucket`` whenever a builder of an unprepared dataset is
+    created; it makes a ``tempfile.mkdtemp("tfds")`` folder *before* finding out that GCS
+    access is disabled and never removes it, so each builder construction left an empty
+    ``tmp*tfds`` folder in the system temp dir. grux datasets are not on that bucket."""
+
+    def initialize_from_bucket(self) -> None:
+        return None
+
+
 class GruxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Base of the grux builders: array_record output, source order kept, checked sources.
 
@@ -257,9 +294,18 @@ class GruxBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """``{split: examples in order}`` given ``{key: checked local path}`` of the sources."""
 
     def _info(self) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
+        return LocalDatasetInfo(
             builder=self, description=self.DESCRIPTION, features=self.features(),
             homepage=self.HOMEPAGE, citation=self.CITATION, disable_shuffling=True)
+
+    # TFDS prints "Downloading and preparing dataset Unknown size ..." and "Dataset ...
+    # downloaded and prepared to ..." from these two methods (termcolor, to stdout); grux
+    # prints its own one line per preparation (grux.data.datasets.prepare).
+    def _log_download_bytes(self) -> None:
+        return None
+
+    def _log_download_done(self) -> None:
+        return None
 
     def _download_and_prepare(self, dl_manager, download_config):
         self._local_root = (Path(download_config.manual_dir)
