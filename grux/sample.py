@@ -26,10 +26,11 @@ def main(argv=None) -> int:
         p.error("--length must be >= 1, --temperature and --top_k >= 0")
 
     from grux.tasks.lm import detokenize, prompt_tokens, sample_tokens
+    from grux.train.errors import CheckpointRestoreError
     from grux.train.inference import load_trained
     try:
         task, model, step = load_trained(a.workdir, a.checkpoint, task_name="lm")
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, CheckpointRestoreError) as e:
         print(f"grux-sample: error: {e}", file=sys.stderr)
         return 1
     vocab = task.vocab  # read from the workdir's vocab.json

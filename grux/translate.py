@@ -167,10 +167,11 @@ def main(argv=None) -> int:
     if a.beam < 0 or a.batch_size < 1 or a.limit < 0:
         p.error("--beam and --limit must be >= 0, --batch_size >= 1")
 
+    from grux.train.errors import CheckpointRestoreError
     from grux.train.inference import load_trained
     try:
         task, model, step = load_trained(a.workdir, a.checkpoint, task_name="translate")
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, CheckpointRestoreError) as e:
         print(f"grux-translate: error: {e}", file=sys.stderr)
         return 1
     cfg = task.config.task

@@ -21,7 +21,7 @@ import difflib
 
 import ml_collections
 
-from grux.tasks import get_task_class
+from grux.tasks import get_task_class, task_names
 
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "adadelta", "sgd")
 SCHEDULES = ("constant", "cosine", "linear", "exponential")
@@ -99,13 +99,14 @@ def base_config(task: str) -> ml_collections.ConfigDict:
     return config
 
 
-def _leaf_paths(d: ml_collections.ConfigDict, prefix: str = "") -> dict:
+def field_paths(d: ml_collections.ConfigDict, prefix: str = "") -> dict[str, type]:
+    """``{"model.hidden": int, "model": ConfigDict, ...}``: every field and section."""
     out = {}
     for k, v in d.items():
         path = f"{prefix}{k}"
         if isinstance(v, ml_collections.ConfigDict):
             out[path] = ml_collections.ConfigDict
-            out.update(_leaf_paths(v, path + "."))
+            out.update(field_paths(v, path + "."))
         else:
             out[path] = type(v)
     return out
@@ -127,15 +128,13 @@ def check_schema(config: ml_collections.ConfigDict) -> None:
     if "task" not in config or "name" not in config.task:
         raise ConfigError("config.task.name is missing: it selects the task")
     try:
-        schema = _leaf_paths(base_config(config.task.name))
+        schema = field_paths(base_config(config.task.name))
     except ValueError as e:
         raise ConfigError(str(e)) from e
-    given = _leaf_paths(config)
+    given = field_paths(config)
     for path, typ in given.items():
         if path not in schema:
-            close = difflib.get_close_matches(path, list(schema), n=1)
-            hint = f"; did you mean config.{close[0]}?" if close else ""
-            raise ConfigError(f"config.{path}: unknown field{hint}")
+            raise ConfigError(unknown_field_message(path, schema, config.task.name))
         if not _compatible(typ, schema[path]):
             raise ConfigError(f"config.{path}: expected {schema[path].__name__}, "
                              f"got {typ.__name__}")
@@ -143,6 +142,23 @@ def check_schema(config: ml_collections.ConfigDict) -> None:
     if missing:
         raise ConfigError(f"config.{missing[0]}: missing field (start from "
                          f"grux.train.config.base_config)")
+
+
+def unknown_field_message(path: str, schema: dict, task: str) -> str:
+    """``config.<path>: unknown field; did you mean ...`` with the closest field of
+    ``schema`` (a :func:`field_paths` map), or, when ``path`` is a field of another task,
+    which task it belongs to (a config of one task with ``task.name`` switched to another
+    still holds the first task's fields)."""
+    owners = [name for name in task_names() if name != task
+              and path in field_paths(base_config(name))] if path.startswith(
+                  ("task.", "model.")) else []
+    if owners:
+        return (f"config.{path} is a field of task {owners[0]!r}, not of task {task!r} "
+                f"(config.task.name); a config of one task cannot be switched to another "
+                f"with --config.task.name: start from a config file of task {task!r}")
+    close = difflib.get_close_matches(path, list(schema), n=1)
+    hint = f"; did you mean config.{close[0]}?" if close else ""
+    return f"config.{path}: unknown field{hint}"
 
 
 def validate(config: ml_collections.ConfigDict, device_count: int | None = None) -> None:

@@ -25,7 +25,8 @@ def load_trained(workdir: str, which: str = "best", task_name: str | None = None
                  ) -> tuple[Task, nnx.Module, int]:
     """``(task, model, step)`` with the parameters of the ``best`` checkpoint (falls back to
     the latest when there is no best one) or of the ``latest``. With ``task_name``, a run of
-    another task is a ``ValueError`` naming both."""
+    another task is a ``ValueError`` naming both. Read-only: nothing in the workdir is
+    created, moved or written (a corrupt checkpoint is skipped with a warning)."""
     if which not in ("best", "latest"):
         raise ValueError(f"which must be 'best' or 'latest', got {which!r}")
     config = load_config(workdir)
@@ -35,7 +36,7 @@ def load_trained(workdir: str, which: str = "best", task_name: str | None = None
     task.load_artifacts(workdir)
     model, _, _, state, _, _ = initial_state(config, task)
     ckpt = Checkpointer(workdir, keep=config.checkpoint.keep,
-                        keep_best=config.checkpoint.keep_best, async_save=False)
+                        keep_best=config.checkpoint.keep_best, read_only=True)
     try:
         restored = ckpt.restore_best(state) if which == "best" else None
         restored = restored or ckpt.restore_latest(state)

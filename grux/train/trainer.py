@@ -20,10 +20,12 @@ same parameters as one never interrupted (tested).
 """
 from __future__ import annotations
 
+import datetime
+import fcntl
 import json
 import math
 import os
-import signal
+import socket
 import time
 
 import jax
@@ -36,37 +38,56 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from grux.tasks import get_task_class
-from grux.train import parallel
+from grux.train import parallel, stop_signals
 from grux.train.checkpoint import Checkpointer
 from grux.train.config import ConfigError, validate
+from grux.train.errors import NonFiniteLossError, WorkdirError, WorkdirLockedError
 from grux.train.optim import make_optimizer
 from grux.train.writers import MetricWriter, Progress, format_duration
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss or gradient became NaN/Inf."""
+LOCK_FILE = ".grux.lock"
+CONFIG_HISTORY = "config_history.jsonl"
 
 
-class _Preemption:
-    """SIGTERM → finish the current step, save a checkpoint, return."""
+def _make_workdir(workdir: str) -> None:
+    """Create ``workdir``; a path that is (or lies inside) a file is a :class:`WorkdirError`."""
+    path = workdir
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    if path and not os.path.isdir(path):
+        what = "is a file" if path == workdir else f"lies inside {path}, which is a file"
+        raise WorkdirError(f"--workdir {workdir} {what}, not a directory")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise WorkdirError(f"--workdir {workdir}: cannot create it: {e.strerror}") from e
 
-    def __init__(self):
-        self.requested = False
-        self._previous = None
 
-    def __enter__(self):
+class _WorkdirLock:
+    """An exclusive ``flock`` on ``workdir/.grux.lock`` held for the whole run, so a second
+    run on the same workdir fails at once naming the first (its pid, host and start time)
+    instead of interleaving checkpoints. The kernel releases it when the process dies."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, LOCK_FILE)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self._previous = None
-        return self
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(self._fd, 512, 0).decode(errors="replace").strip()
+            os.close(self._fd)
+            raise WorkdirLockedError(
+                f"workdir {workdir} is in use by another grux-train ({holder or 'unknown'}); "
+                "wait for it to finish or use another --workdir") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, (f"pid {os.getpid()} on {socket.gethostname()}, started "
+                             f"{datetime.datetime.now().isoformat(timespec='seconds')}\n"
+                             ).encode(), 0)
 
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+    def release(self) -> None:
+        os.ftruncate(self._fd, 0)
+        os.close(self._fd)  # closing the descriptor releases the flock
 
 
 def _reduce(pairs_list: list[dict]) -> dict[str, float]:
@@ -94,25 +115,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       CheckpointMismatchError: the workdir's checkpoint does not fit this config's model.
       NonFiniteLossError: loss or gradient norm became NaN/Inf (the step is named).
     """
-    parallel.initialize_distributed(config.distributed)
-    mesh = parallel.make_mesh()
-    validate(config, device_count=mesh.devices.size)
-    config = ml_collections.ConfigDict(config.to_dict())  # private, unlocked copy
-    workdir = os.path.abspath(workdir)
-    is_main = jax.process_index() == 0
-    if is_main:
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
-
-    task = get_task_class(config.task.name)(config)
-    if is_main:
-        task.save_artifacts(workdir)
-    trainer = _Trainer(config, task, mesh, workdir, is_main)
+    own_signals = not stop_signals.installed() and stop_signals.install()
+    lock = None
     try:
-        return trainer.run()
-    finally:
+        parallel.initialize_distributed(config.distributed)
+        mesh = parallel.make_mesh()
+        validate(config, device_count=mesh.devices.size)
+        config = ml_collections.ConfigDict(config.to_dict())  # private, unlocked copy
+        workdir = os.path.abspath(workdir)
+        is_main = jax.process_index() == 0
+        if is_main:
+            _make_workdir(workdir)
+            lock = _WorkdirLock(workdir)
+        task = get_task_class(config.task.name)(config)
+        trainer = _Trainer(config, task, mesh, workdir, is_main)
+        try:
+            summary = trainer.run()
+        except BaseException:
+            trainer.close(quiet=True)  # the error in flight is the one to report
+            raise
         trainer.close()
+        return summary
+    finally:
+        if lock is not None:
+            lock.release()
+        if own_signals:
+            stop_signals.uninstall()
+
+
+def _record_config(workdir: str, config: ml_collections.ConfigDict, step: int) -> list[str]:
+    """Write ``config.json`` (the config of the latest (re)start, which inference loads) and
+    append it with its start step to ``config_history.jsonl``, so what earlier steps used is
+    kept; return the fields that changed since the previous (re)start."""
+    current = json.loads(config.to_json_best_effort())
+    path = os.path.join(workdir, CONFIG_HISTORY)
+    previous = None
+    if os.path.isfile(path):
+        with open(path) as f:
+            lines = [line for line in f if line.strip()]
+        previous = json.loads(lines[-1])["config"] if lines else None
+    elif os.path.isfile(os.path.join(workdir, "config.json")):  # a workdir of older grux
+        with open(os.path.join(workdir, "config.json")) as f:
+            previous = json.load(f)
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": step, "time": datetime.datetime.now().isoformat(
+            timespec="seconds"), "config": current}) + "\n")
+    tmp = os.path.join(workdir, "config.json.tmp")
+    with open(tmp, "w") as f:
+        f.write(config.to_json_best_effort(indent=2))
+    os.replace(tmp, os.path.join(workdir, "config.json"))
+    return [] if previous is None else _changed_fields(previous, current)
+
+
+def _changed_fields(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_fields(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k} {a!r} → {b!r}")
+    return out
 
 
 def initial_state(config: ml_collections.ConfigDict, task):
@@ -196,15 +259,24 @@ class _Trainer:
 
     # ----------------------------------------------------------------- state I/O
     def _restore(self) -> None:
+        """Restore the newest good checkpoint; then record this (re)start's config and the
+        task's artifacts (only now: a rejected resume must leave the workdir as it was)."""
         restored = self.ckpt.restore_latest(self.state)
-        if restored is None:
-            return
-        self.state, meta = restored
-        self.meta.update(meta)
-        self.train_data.set_state(meta["data"])
+        if restored is not None:
+            self.state, meta = restored
+            self.meta.update(meta)
+            self.train_data.set_state(meta["data"])
         step = self.step
-        self.say(f"resumed from checkpoint {self.ckpt.manager.directory}/{step} (step {step})")
-        self.writer.event(step, "resume")
+        if self.is_main:
+            changed = _record_config(self.workdir, self.config, step)
+            self.task.save_artifacts(self.workdir)
+        self.writer.start(step)
+        if restored is not None:
+            self.say(f"resumed from checkpoint {self.ckpt.restored_from} (step {step})")
+            self.writer.event(step, "resume")
+            if self.is_main and changed:
+                self.say(f"config changed since the previous start: {'; '.join(changed)} "
+                         f"(every start's config is in {CONFIG_HISTORY})")
 
     @property
     def step(self) -> int:
@@ -220,9 +292,11 @@ class _Trainer:
         self.progress.message(text) if hasattr(self, "progress") else (
             print(text, flush=True) if self.is_main else None)
 
-    def close(self) -> None:
-        self.ckpt.close()
-        self.writer.close()
+    def close(self, quiet: bool = False) -> None:
+        try:
+            self.ckpt.close(quiet=quiet)
+        finally:
+            self.writer.close()
 
     # ----------------------------------------------------------------- evaluation
     def evaluate(self, params) -> dict[str, dict[str, float]]:
@@ -302,53 +376,63 @@ class _Trainer:
         status, train_metrics, t_start = "completed", {}, time.perf_counter()
         window, t_window = [], time.perf_counter()
         step = start
+        signal_name = None
         if self.meta.get("early_stopped") is not None:
             status = "early_stopped"
             self.say(f"this run stopped early at step {start}; nothing to train")
-        with _Preemption() as preempt:
-            while step < total and status == "completed":
-                batch = parallel.global_batch(next(self.train_data), self.mesh)
-                self.state, pairs = self.train_step(self.state, batch)
-                step += 1
-                window.append(pairs)
-                last = step == total
-                do_eval = step % cfg.eval.every_steps == 0 or last
-                stop_now = self._preempted(preempt, step)
-                do_ckpt = step % cfg.checkpoint.every_steps == 0 or last or stop_now
-                if step % cfg.log.every_steps == 0 or do_eval or do_ckpt:
-                    train_metrics = self._flush(window, step, t_window)
-                    window, t_window = [], time.perf_counter()
-                early = do_eval and self._after_eval(step, self.evaluate(self.state["params"]))
-                if early:
-                    self.meta["early_stopped"] = step  # a rerun must not train on
-                if do_ckpt or early:
-                    self._save(step)
-                if stop_now:
-                    status = "preempted"
-                    self.say(f"SIGTERM: saved checkpoint at step {step}; exiting")
-                    break
-                if early:
-                    status = "early_stopped"
-                    self.say(f"early stopping at step {step}: {cfg.eval.metric} has not "
-                             f"improved for {cfg.eval.patience} evaluations")
-                    break
+        elif jax.process_count() == 1 and stop_signals.requested():
+            status, signal_name = "preempted", stop_signals.requested()
+            self.say(f"{signal_name} before the first training step: nothing new to save "
+                     f"(the workdir holds step {start}); exiting")
+        while step < total and status == "completed":
+            batch = parallel.global_batch(next(self.train_data), self.mesh)
+            self.state, pairs = self.train_step(self.state, batch)
+            step += 1
+            window.append(pairs)
+            last = step == total
+            do_eval = step % cfg.eval.every_steps == 0 or last
+            stop_now = self._stop_requested(step)
+            do_ckpt = step % cfg.checkpoint.every_steps == 0 or last or stop_now
+            if step % cfg.log.every_steps == 0 or do_eval or do_ckpt:
+                train_metrics = self._flush(window, step, t_window)
+                window, t_window = [], time.perf_counter()
+            early = do_eval and self._after_eval(step, self.evaluate(self.state["params"]))
+            if early:
+                self.meta["early_stopped"] = step  # a rerun must not train on
+            if do_ckpt or early:
+                self._save(step)
+            if stop_now:
+                status, signal_name = "preempted", stop_signals.requested() or "SIGTERM"
+                self.ckpt.wait()
+                self.say(f"{signal_name}: saved checkpoint at step {step}; exiting "
+                         "(the same command resumes)")
+                break
+            if early:
+                status = "early_stopped"
+                self.say(f"early stopping at step {step}: {cfg.eval.metric} has not "
+                         f"improved for {cfg.eval.patience} evaluations")
+                break
         self.ckpt.wait()
         if self.meta["last_eval"] is None or self.meta["last_eval"]["step"] != step:
             if status == "completed":  # e.g. restarted after the last step: evaluate again
                 self._after_eval(step, self.evaluate(self.state["params"]))
-        return self._summary(status, step, train_metrics, time.perf_counter() - t_start)
+        return self._summary(status, step, train_metrics, time.perf_counter() - t_start,
+                             signal_name)
 
-    def _preempted(self, preempt: _Preemption, step: int) -> bool:
+    def _stop_requested(self, step: int) -> bool:
+        """A SIGTERM/SIGINT arrived (in any process: they agree at log points)."""
+        requested = stop_signals.requested() is not None
         if jax.process_count() == 1:
-            return preempt.requested
+            return requested
         if step % self.config.log.every_steps:
             return False  # agree across processes only at log points (one allgather)
-        flags = multihost_utils.process_allgather(np.int32(preempt.requested))
+        flags = multihost_utils.process_allgather(np.int32(requested))
         return bool(np.max(flags))
 
-    def _summary(self, status, step, train_metrics, seconds) -> dict:
+    def _summary(self, status, step, train_metrics, seconds, signal_name=None) -> dict:
         best, last = self.meta["best"], self.meta["last_eval"]
-        summary = {"status": status, "step": step, "task": self.config.task.name,
+        summary = {"status": status, "signal": signal_name, "step": step,
+                   "task": self.config.task.name,
                    "train": train_metrics, "final": last and last["results"],
                    "best": best, "seconds": seconds, "workdir": self.workdir,
                    "devices": int(self.mesh.devices.size),

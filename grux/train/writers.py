@@ -13,25 +13,33 @@ class MetricWriter:
     """Appends ``{"step", "split", "time", <metrics>}`` records to ``workdir/metrics.jsonl``
     and mirrors scalars to TensorBoard as ``<split>/<name>``.
 
-    A resumed run appends a ``{"event": "resume", "step": s}`` record; records of steps after
-    ``s`` from before it were produced by the interrupted run and are superseded by the ones
-    that follow (take the last record per step and split)."""
+    :meth:`start` opens both at the step training (re)starts from. A resumed run replays the
+    steps after its checkpoint, so ``start(s)`` first drops the records of steps after ``s``
+    that the interrupted run wrote (the file then holds each step once, in order), then
+    appends a ``{"event": "resume", "step": s}`` record; TensorBoard is told to purge its
+    events after ``s`` the same way (``purge_step``)."""
 
     def __init__(self, workdir: str, *, enabled: bool = True, tensorboard: bool = True):
-        self.enabled = enabled
+        self.enabled, self.tensorboard = enabled, tensorboard
+        self.workdir = workdir
+        self.path = os.path.join(workdir, "metrics.jsonl")
         self._file = None
         self._tb = None
-        if not enabled:
+
+    def start(self, step: int) -> None:
+        if not self.enabled:
             return
-        os.makedirs(workdir, exist_ok=True)
-        self.path = os.path.join(workdir, "metrics.jsonl")
+        os.makedirs(self.workdir, exist_ok=True)
+        if step > 0 and os.path.isfile(self.path):
+            _drop_records_after(self.path, step)
         self._file = open(self.path, "a", buffering=1)
-        if tensorboard:
+        if self.tensorboard:
             from tensorboardX import SummaryWriter
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            self._tb = SummaryWriter(os.path.join(self.workdir, "tensorboard"),
+                                     purge_step=step + 1 if step > 0 else None)
 
     def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
-        if not self.enabled:
+        if self._file is None:
             return
         record = {"step": int(step), "split": split, "time": round(time.time(), 3)}
         record.update({k: _json_float(v) for k, v in metrics.items()})
@@ -41,7 +49,7 @@ class MetricWriter:
                 self._tb.add_scalar(f"{split}/{k}", v, step)
 
     def event(self, step: int, name: str, **info) -> None:
-        if self.enabled:
+        if self._file is not None:
             self._file.write(json.dumps({"step": int(step), "event": name, **info}) + "\n")
 
     def close(self) -> None:
@@ -49,6 +57,25 @@ class MetricWriter:
             self._tb.close()
         if self._file is not None:
             self._file.close()
+
+
+def _drop_records_after(path: str, step: int) -> None:
+    """Rewrite ``path`` (atomically) without the records of steps after ``step``."""
+    with open(path) as f:
+        lines = f.readlines()
+    keep = []
+    for line in lines:
+        try:
+            if json.loads(line).get("step", 0) > step:
+                continue
+        except json.JSONDecodeError:  # a line cut by a kill: drop it
+            continue
+        keep.append(line if line.endswith("\n") else line + "\n")
+    if len(keep) != len(lines):
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+        os.replace(tmp, path)
 
 
 def _json_float(v):

@@ -6,10 +6,9 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
-from absl import flags
 
 from grux.train import ConfigError, base_config, validate
-from grux.train.main import parse_config
+from grux.train.main import UsageError, parse_config
 from grux.train.optim import make_optimizer, make_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,13 +36,22 @@ def test_overrides_from_the_command_line():
 
 
 def test_unknown_override_field_is_an_error_naming_it():
-    with pytest.raises(AttributeError, match='Did you mean "hidden"'):
+    with pytest.raises(UsageError, match=r"^--config\.model\.hiden: unknown field; did you "
+                                         r"mean config\.model\.hidden\?$"):
         parse_config(["--config.model.hiden=3"])
 
 
 def test_override_of_wrong_type_is_an_error_naming_it():
-    with pytest.raises(flags.IllegalFlagValueError, match="config.model.hidden=abc"):
+    with pytest.raises(UsageError, match="config.model.hidden=abc"):
         parse_config(["--config.model.hidden=abc"])
+
+
+def test_field_of_another_task_names_that_task():
+    c = ml_collections.ConfigDict(base_config("forecast").to_dict())
+    c.task.name = "lm"
+    with pytest.raises(ConfigError, match=r"config\.(task|model)\.\w+ is a field of task "
+                                          r"'forecast', not of task 'lm'"):
+        validate(c)
 
 
 def test_base_config_is_locked_and_typed():

@@ -9,7 +9,7 @@ from cli_runs import assert_bitwise_equal, checkpoint_state, saved_steps
 from grux.tasks.adding import AddingTask
 from grux.tasks.base import register
 from grux.train import NonFiniteLossError, base_config, train_and_evaluate
-from grux.train.checkpoint import CheckpointMismatchError
+from grux.train.errors import CheckpointMismatchError
 from grux.train.writers import read_metrics
 
 
@@ -80,7 +80,7 @@ def test_corrupt_latest_checkpoint_falls_back_and_keeps_files(tmp_path):
         summary = train_and_evaluate(tiny_echo(steps=40), str(wd))
     assert summary["step"] == 40
     quarantined = list((wd / "quarantine").iterdir())
-    assert len(quarantined) == 1 and quarantined[0].name.startswith("30-")
+    assert len(quarantined) == 1 and quarantined[0].name.startswith("checkpoints-30-")
     assert {10, 20, 40} <= set(saved_steps(wd))
     assert_bitwise_equal(checkpoint_state(wd), checkpoint_state(ref))
 
