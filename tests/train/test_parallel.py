@@ -32,7 +32,11 @@ def test_one_vs_eight_devices_same_training(tmp_path):
                                _curve(tmp_path / "one", "validation"), rtol=1e-5)
     a, b = checkpoint_state(tmp_path / "one"), checkpoint_state(tmp_path / "eight")
     for k in a:  # params, optimizer state and the carried (sharded) recurrent state
-        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-6, err_msg=k)
+        # the psum over 8 shards adds in another order than one device: entries near zero
+        # differ by a few float32 ulps of the array's scale (4e-6 of 0.35 seen on an AMD EPYC)
+        scale = float(np.max(np.abs(a[k]))) if a[k].size else 0.0
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=max(1e-6, 1e-4 * scale),
+                                   err_msg=k)
     # a checkpoint written on 8 devices resumes on 1
     out = run(tmp_path / "eight", *DP, "--config.num_train_steps=14", devices=1)
     assert "(step 12)" in out.stdout and json.loads(
@@ -41,7 +45,7 @@ def test_one_vs_eight_devices_same_training(tmp_path):
 
 def test_batch_not_divisible_by_devices_is_a_config_error(tmp_path):
     out = run(tmp_path, *DP, "--config.batch_size=12", devices=8, check=False)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "config.batch_size=12 is not divisible by the 8 devices" in out.stderr
 
 
