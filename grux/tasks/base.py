@@ -48,6 +48,39 @@ def reset_rows(state: Any, reset: jax.Array) -> Any:
                         state)
 
 
+class Evaluator(abc.ABC):
+    """A metric that needs a host-side pass after the jit-compiled evaluation of a split:
+    decode (beam search, CTC decoding, ...) then score (BLEU, error rates, ...).
+
+    The trainer runs it on the split's first ``n`` examples (all of them, or
+    ``eval.decode_examples``): each process calls :meth:`predict` on its contiguous share
+    of ``range(n)``, the predictions are gathered in index order on every process, and
+    :meth:`score` turns them into metrics that join the split's (``validation/bleu``), so
+    ``eval.metric`` can select the best checkpoint and stop early on them. Predictions are
+    integer sequences (token ids), the form that gathers across processes.
+    """
+
+    #: the metric names :meth:`score` returns
+    metrics: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def splits(self) -> tuple[str, ...]:
+        """The evaluation splits (names of ``Task.eval_streams``) this evaluator scores."""
+
+    @abc.abstractmethod
+    def num_examples(self, split: str) -> int:
+        """How many examples ``split`` has."""
+
+    @abc.abstractmethod
+    def predict(self, model: nnx.Module, split: str, indices: range) -> list[list[int]]:
+        """Predictions for examples ``indices`` of ``split`` with ``model`` (in evaluation
+        mode, parameters local to this process)."""
+
+    @abc.abstractmethod
+    def score(self, split: str, predictions: list[list[int]]) -> dict[str, float]:
+        """Metrics of the predictions for examples ``0 .. len(predictions) - 1``."""
+
+
 class Task(abc.ABC):
     """Base class of every task.
 
@@ -93,6 +126,10 @@ class Task(abc.ABC):
     def loss(self, model: nnx.Module, batch: Any, *, rng: jax.Array, carry: Any,
              train: bool) -> tuple[Metrics, Any]:
         """Per-device loss: ``(metrics, new_carry)``, ``metrics["loss"]`` the objective."""
+
+    def evaluators(self) -> list[Evaluator]:
+        """Host-side evaluators (see :class:`Evaluator`); none by default."""
+        return []
 
     def save_artifacts(self, workdir: str) -> None:
         """Write what inference needs besides the parameters (e.g. a vocabulary) into the

@@ -276,11 +276,21 @@ class Checkpointer:
         except CheckpointRestoreError:
             return None
 
-    def _restore_newest(self, managers, target) -> tuple[Any, dict] | None:
+    def restore_step(self, step: int, target: Any) -> tuple[Any, dict]:
+        """The checkpoint of ``step`` (from ``checkpoints/``, else ``best/``)."""
+        have = self.saved_steps()
+        if not any(step in steps for steps in have.values()):
+            listed = "; ".join(f"{k}/: {v or 'none'}" for k, v in have.items())
+            raise ValueError(f"no checkpoint of step {step} in {self.workdir} ({listed})")
+        return self._restore_newest(self._managers, target, only_step=step)
+
+    def _restore_newest(self, managers, target, only_step: int | None = None
+                        ) -> tuple[Any, dict] | None:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         wanted = tree_shapes(abstract)
         candidates = sorted(((step, i, m) for i, m in enumerate(managers)
-                             for step in m.all_steps()), key=lambda c: (-c[0], c[1]))
+                             for step in m.all_steps() if only_step in (None, step)),
+                            key=lambda c: (-c[0], c[1]))
         failed = []
         for n, (step, _, manager) in enumerate(candidates):
             where = os.path.join(str(manager.directory), str(step))

@@ -64,6 +64,10 @@ def trainer_config() -> ml_collections.ConfigDict:
             "metric": "validation/loss",   # best-checkpoint and early-stopping criterion
             "mode": "min",            # min | max
             "patience": 0,            # early stop after n evaluations without improvement; 0 off
+            "decode_every": 1,        # host-side evaluators (BLEU, error rates) run at every
+                                      # k-th evaluation and the last; 0 = at the last only
+            "decode_examples": 0,     # ...on the first n examples of each split (0 = all);
+                                      # the last evaluation always decodes them all
         },
         "checkpoint": {
             "every_steps": 500,       # periodic saves (and at the end, and on SIGTERM)
@@ -192,6 +196,8 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
     need(e.batch_size >= 0, "eval.batch_size", "must be >= 0 (0: use batch_size)")
     need(e.mode in ("min", "max"), "eval.mode", "must be 'min' or 'max'")
     need(e.patience >= 0, "eval.patience", "must be >= 0")
+    need(e.decode_every >= 0, "eval.decode_every", "must be >= 0")
+    need(e.decode_examples >= 0, "eval.decode_examples", "must be >= 0 (0: all)")
     need("/" in e.metric, "eval.metric", "must be '<split>/<metric>', e.g. 'validation/loss'")
     c = config.checkpoint
     need(c.every_steps >= 1, "checkpoint.every_steps", "must be >= 1")

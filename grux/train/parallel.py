@@ -5,7 +5,7 @@ code; parameters and optimizer state are replicated. Gradients are averaged over
 exactly once: the objective differentiated is the global mean ``pmean(local_mean_loss)``, and
 inside ``shard_map`` (``check_vma=True``) the gradient of a replicated parameter already carries
 the cross-device sum from the transpose of that ``pmean`` — so no second ``pmean(grads)`` is
-applied (doing so would scale updates by the device count; see shared NOTES). Tests compare
+applied (doing so would scale updates by the device count). Tests compare
 the sharded step against a single-device run.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax import lax
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -139,6 +140,41 @@ def to_host(tree: Any) -> Any:
             return np.asarray(x.addressable_data(0))
         return np.asarray(x)
     return jax.tree.map(get, tree)
+
+
+def local_copy(tree: Any) -> Any:
+    """Replicated global arrays → this process's copy (arrays on its first device), so host
+    code (decoders) can run jit functions on them without the global mesh."""
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return x.addressable_data(0)
+        return x
+    return jax.tree.map(get, tree)
+
+
+def process_share(n: int) -> range:
+    """This process's contiguous share of ``range(n)`` (process order = index order)."""
+    per, extra = divmod(n, jax.process_count())
+    i = jax.process_index()
+    lo = i * per + min(i, extra)
+    return range(lo, lo + per + (i < extra))
+
+
+def gather_sequences(local: list[list[int]]) -> list[list[int]]:
+    """Every process's integer sequences, concatenated in process order, on every process
+    (:func:`process_share` then gives them back in index order)."""
+    if jax.process_count() == 1:
+        return [list(map(int, s)) for s in local]
+    width = max((len(s) for s in local), default=0)
+    sizes = np.asarray(multihost_utils.process_allgather(np.int32([len(local), width])))
+    rows, width = int(sizes[:, 0].max()), int(sizes[:, 1].max())
+    buf = np.full((max(rows, 1), width + 1), -1, np.int32)
+    for i, seq in enumerate(local):
+        buf[i, 0] = len(seq)
+        buf[i, 1:len(seq) + 1] = seq
+    every = np.asarray(multihost_utils.process_allgather(buf))
+    return [every[p, i, 1:1 + every[p, i, 0]].tolist()
+            for p in range(every.shape[0]) for i in range(int(sizes[p, 0]))]
 
 
 def initialize_distributed(d) -> None:

@@ -215,6 +215,7 @@ class _Trainer:
                          raise_if_not_found=False)
             return task.loss(m, batch, rng=rng, carry=carry, train=False)
 
+        self.evaluators = task.evaluators()
         self.train_step = parallel.make_train_step(train_loss, self.tx, mesh, schedule,
                                                    weight_noise=config.weight_noise)
         self.eval_step = parallel.make_eval_step(eval_loss, mesh)
@@ -224,7 +225,8 @@ class _Trainer:
         self.writer = MetricWriter(workdir, enabled=is_main,
                                    tensorboard=config.log.tensorboard)
         self.meta = {"data": self.train_data.get_state(), "best": None,
-                     "evals_without_improvement": 0, "last_eval": None, "early_stopped": None}
+                     "evals_without_improvement": 0, "last_eval": None, "early_stopped": None,
+                     "evaluations": 0}
         self._check_eval_metric()
 
     # ----------------------------------------------------------------- placement
@@ -253,6 +255,12 @@ class _Trainer:
             jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype),
                          local), self.eval_carry)[0]
         names = set(self.task.summarize({k: 1.0 for k in shapes}))
+        decoded = {m for ev in self.evaluators if split in ev.splits() for m in ev.metrics}
+        if name in decoded - names and not self.config.eval.decode_every:
+            raise ConfigError(f"config.eval.metric={self.config.eval.metric!r} comes from a "
+                              "host-side evaluator, which config.eval.decode_every=0 runs only "
+                              "at the end: set config.eval.decode_every >= 1")
+        names |= decoded
         if name not in names:
             raise ConfigError(f"config.eval.metric={self.config.eval.metric!r}: the task "
                               f"reports no metric {name!r}; metrics: {sorted(names)}")
@@ -299,7 +307,10 @@ class _Trainer:
             self.writer.close()
 
     # ----------------------------------------------------------------- evaluation
-    def evaluate(self, params) -> dict[str, dict[str, float]]:
+    def evaluate(self, params, decode: bool = False, examples: int = 0
+                 ) -> dict[str, dict[str, float]]:
+        """Metrics of every evaluation split: the jit-compiled pass, then, with ``decode``,
+        the task's host-side evaluators on the first ``examples`` examples (0: all)."""
         results = {}
         for split, stream in self.eval_data.items():
             stream.restart()
@@ -309,18 +320,43 @@ class _Trainer:
                                               carry)
                 total = pairs if total is None else jax.tree.map(jnp.add, total, pairs)
             results[split] = self.task.summarize(_reduce([parallel.to_host(total)]))
+        if decode and self.evaluators:
+            model = nnx.view(nnx.merge(self.graphdef, parallel.local_copy(params), self.rest),
+                             deterministic=True, raise_if_not_found=False)
+            for ev in self.evaluators:
+                for split in ev.splits():
+                    n = ev.num_examples(split)
+                    n = min(n, examples) if examples else n
+                    mine = ev.predict(model, split, parallel.process_share(n))
+                    results[split].update(ev.score(split, parallel.gather_sequences(mine)))
+        self.meta["evaluations"] += 1
         return results
 
-    def _after_eval(self, step: int, results: dict) -> bool:
-        """Log, track the best, save it; return True when early stopping triggers."""
+    def _decode_now(self, last: bool) -> tuple[bool, int]:
+        """``(run the evaluators, on how many examples)`` for the coming evaluation."""
+        e = self.config.eval
+        if last:
+            return bool(self.evaluators), 0
+        due = bool(e.decode_every) and (self.meta["evaluations"] + 1) % e.decode_every == 0
+        return bool(self.evaluators) and due, e.decode_examples
+
+    def _after_eval(self, step: int, results: dict, track: bool = True) -> bool:
+        """Log, track the best, save it; return True when early stopping triggers.
+
+        An evaluation without the selection metric (a host-side one not run this time), or
+        with ``track=False`` (a final full decode where training decoded a subset, so not
+        comparable), is logged but neither updates the best nor counts towards patience."""
         for split, metrics in results.items():
             self.writer.write(step, split, metrics)
         self.meta["last_eval"] = {"step": step, "results": results}
         split, _, name = self.config.eval.metric.partition("/")
-        value = results[split][name]
-        best = self.meta["best"]
         text = "  ".join(f"{s}: " + ", ".join(f"{k} {v:.4f}" for k, v in m.items())
                          for s, m in results.items())
+        if not track or name not in results[split]:
+            self.say(f"[eval step {step}] {text}")
+            return False
+        value = results[split][name]
+        best = self.meta["best"]
         if _improved(value, None if best is None else best["value"], self.config.eval.mode):
             self.meta["best"] = {"step": step, "value": value, "results": results}
             self.meta["evals_without_improvement"] = 0
@@ -396,7 +432,8 @@ class _Trainer:
             if step % cfg.log.every_steps == 0 or do_eval or do_ckpt:
                 train_metrics = self._flush(window, step, t_window)
                 window, t_window = [], time.perf_counter()
-            early = do_eval and self._after_eval(step, self.evaluate(self.state["params"]))
+            early = do_eval and self._after_eval(step, self.evaluate(
+                self.state["params"], *self._decode_now(last)))
             if early:
                 self.meta["early_stopped"] = step  # a rerun must not train on
             if do_ckpt or early:
@@ -415,7 +452,11 @@ class _Trainer:
         self.ckpt.wait()
         if self.meta["last_eval"] is None or self.meta["last_eval"]["step"] != step:
             if status == "completed":  # e.g. restarted after the last step: evaluate again
-                self._after_eval(step, self.evaluate(self.state["params"]))
+                self._after_eval(step, self.evaluate(self.state["params"], *self._decode_now(
+                    True)))
+        elif status == "early_stopped" and self.evaluators and cfg.eval.decode_examples:
+            # the whole splits at the end, as a last evaluation would have decoded them
+            self._after_eval(step, self.evaluate(self.state["params"], True, 0), track=False)
         return self._summary(status, step, train_metrics, time.perf_counter() - t_start,
                              signal_name)
 

@@ -48,7 +48,7 @@ def test_char_lm_bpc_decreases_on_tiny_shakespeare_and_samples(dirs, tmp_path, c
     assert curve[-1] < 0.8 * curve[0], curve                    # from ln 65 ≈ 4.17 nats
     assert summary["final"]["test"]["bpc"] < 4.0
 
-    from grux.sample import main
+    from grux.infer.sample import main
     capsys.readouterr()
     assert main(["--workdir", str(tmp_path), "--prompt", "ROMEO:", "--length", "60",
                  "--temperature", "0.8", "--top_k", "5"]) == 0
@@ -75,14 +75,18 @@ def test_word_lm_perplexity_decreases_on_ptb(dirs, tmp_path):
 
 
 def test_sample_cli_errors_are_clear(tmp_path, capsys):
-    from grux.sample import main
-    assert main(["--workdir", str(tmp_path)]) == 1
+    from grux.infer.sample import main
+    with pytest.raises(SystemExit, match="1"):
+        main(["--workdir", str(tmp_path)])
     assert "config.json not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--workdir", str(tmp_path), "--temperature", "-1"])
+    with pytest.raises(SystemExit, match="2"):
+        main(["--workdir", str(tmp_path), "--checkpoint", "newest"])
     # a workdir of another task: named, before any model is built
     (tmp_path / "config.json").write_text(base_config("adding").to_json_best_effort())
-    assert main(["--workdir", str(tmp_path)]) == 1
+    with pytest.raises(SystemExit, match="1"):
+        main(["--workdir", str(tmp_path)])
     assert "trained task 'adding', not 'lm'" in capsys.readouterr().err
 
 

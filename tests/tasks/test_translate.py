@@ -15,11 +15,11 @@ from flax import nnx
 
 from grux.decode import beam_search, greedy_search, length_penalty, strip, tile_beams
 from grux.tasks.translate import TranslationTask
-from grux.tasks.translate_data import (BOS, EOS, PAD, Tokenizer, epoch_batches, pad_pairs,
+from grux.tasks.translate.data import (BOS, EOS, PAD, Tokenizer, epoch_batches, pad_pairs,
                                        train_tokenizer)
-from grux.tasks.translate_model import RNNSearch, additive_attention
+from grux.tasks.translate.model import RNNSearch, additive_attention
 from grux.train.config import ConfigError, base_config, validate
-from grux.translate import Translator, corpus_bleu
+from grux.tasks.translate.decoding import Translator, corpus_bleu
 
 V = 12
 
@@ -304,7 +304,7 @@ def test_loss_decreases_on_multi30k(trained):
 @pytest.mark.slow
 def test_grux_translate_decodes_plots_and_scores_a_trained_run(trained, tmp_path, capsys,
                                                                monkeypatch):
-    from grux.translate import main
+    from grux.infer.translate import main
     workdir, _ = trained
     capsys.readouterr()
     monkeypatch.setattr("sys.stdin", io.StringIO("A dog runs.\nTwo men.\n"))
@@ -316,13 +316,31 @@ def test_grux_translate_decodes_plots_and_scores_a_trained_run(trained, tmp_path
                  "A man sleeps."]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["--workdir", str(workdir), "--bleu", "--splits", "test_2016_flickr",
-                 "--limit", "24"]) == 0
-    saved = json.loads((workdir / "bleu.json").read_text())["results"]["test_2016_flickr"]
+                 "--limit", "24", "--output", str(tmp_path / "bleu.json")]) == 0
+    saved = json.loads((tmp_path / "bleu.json").read_text())["results"]["test_2016_flickr"]
     assert saved["sentences"] == 24 and 0 <= saved["bleu"] <= 100
     assert "tok:13a" in saved["signature"] and "signature" in capsys.readouterr().out
 
 
 def test_translate_cli_errors_are_clear(tmp_path, capsys):
-    from grux.translate import main
-    assert main(["--workdir", str(tmp_path)]) == 1
+    from grux.infer.translate import main
+    with pytest.raises(SystemExit, match="1"):
+        main(["--workdir", str(tmp_path)])
     assert "config.json not found" in capsys.readouterr().err
+
+
+def test_bleu_during_training_equals_grux_translate_on_the_same_checkpoint(trained):
+    """The trainer's BLEU evaluator and the command decode and score identically."""
+    from grux.infer.loader import load_trained
+    from grux.tasks.translate.decoding import Translator, evaluate_bleu
+    workdir, summary = trained
+    assert summary["step"] == 30 and 0 <= summary["final"]["validation"]["bleu"] <= 100
+    task, model, step = load_trained(str(workdir), "latest")
+    assert step == 30
+    t = task.config.task
+    translator = Translator(model, task.tokenizer, bucket=t.bucket)
+    ours = evaluate_bleu(task, translator, ["validation", "test_2016_flickr"], method="beam",
+                         beam=t.beam_size, alpha=t.length_penalty)
+    assert ours["validation"]["bleu"] == pytest.approx(summary["final"]["validation"]["bleu"])
+    assert ours["test_2016_flickr"]["bleu"] == pytest.approx(summary["final"]["test"]["bleu"])
+    assert ours["validation"]["sentences"] == 1014

@@ -20,7 +20,7 @@ from grux.train import base_config, train_and_evaluate
 from grux.train import checkpoint as checkpoint_module
 from grux.train.errors import (CheckpointMismatchError, CheckpointRestoreError,
                                CheckpointSaveError)
-from grux.train.inference import load_trained
+from grux.infer.loader import load_trained
 from grux.train.writers import read_metrics
 
 

@@ -1,7 +1,5 @@
-"""Forecast-vs-actual plots of a trained forecasting run, as PNG (matplotlib, Agg).
-
-    python scripts/plot_forecast.py --workdir runs/etth1-24 --split test --windows 0,1000 \\
-        --channel OT --out etth1.png
+"""Forecast-vs-actual plots of a trained forecasting model, as PNG (matplotlib, Agg); the
+command is ``grux-plot-forecast`` (:mod:`grux.infer.plot_forecast`).
 
 One panel per chosen evaluation window: the look-back, the actual continuation, the model's
 forecast (with its 80 % interval when the model has a Gaussian likelihood) and the naive and
@@ -10,13 +8,10 @@ one for M4 and airline). Windows are indices into the split's windows (M4: serie
 """
 from __future__ import annotations
 
-import argparse
-import sys
-
 import jax
 import numpy as np
 
-from grux.tasks.forecast_metrics import gaussian_quantile
+from grux.tasks.forecast.metrics import gaussian_quantile
 
 
 def window_forecasts(task, model, split: str, windows: list[int]) -> dict[str, np.ndarray]:
@@ -42,17 +37,14 @@ def window_forecasts(task, model, split: str, windows: list[int]) -> dict[str, n
     return out
 
 
-def plot_forecasts(workdir: str, out: str, *, split: str = "test", windows=(0,),
-                   channel: str | int = -1, which: str = "best") -> str:
-    """Write the PNG ``out`` for ``windows`` of ``split`` of the run in ``workdir``."""
+def plot_forecasts(task, model, step: int, out: str, *, split: str = "test", windows=(0,),
+                   channel: str | int = -1) -> str:
+    """Write the PNG ``out`` for ``windows`` of ``split`` with ``model`` (trained to
+    ``step``) of a forecasting ``task``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from grux.train.inference import load_trained
-    task, model, step = load_trained(workdir, which)
-    if task.name != "forecast":
-        raise ValueError(f"{workdir} is a {task.name!r} run, not a forecasting run")
     names = list(task.data.columns)
     if isinstance(channel, str) and not channel.lstrip("-").isdigit():
         if channel not in names:
@@ -84,23 +76,3 @@ def plot_forecasts(workdir: str, out: str, *, split: str = "test", windows=(0,),
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--out", required=True, help="PNG path")
-    p.add_argument("--split", default="test", choices=("validation", "test"))
-    p.add_argument("--windows", default="0", help="comma-separated window indices")
-    p.add_argument("--channel", default="-1", help="column name (e.g. OT) or index")
-    p.add_argument("--which", default="best", choices=("best", "latest"))
-    a = p.parse_args(argv)
-    try:
-        windows = [int(w) for w in a.windows.split(",")]
-        path = plot_forecasts(a.workdir, a.out, split=a.split, windows=windows,
-                              channel=a.channel, which=a.which)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"plot_forecast: {e}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0

@@ -1,16 +1,8 @@
-"""Translate with a trained ``translate`` run: ``grux-translate --workdir runs/multi30k``.
-
-Reads sentences (one per line) from ``--input`` or stdin and prints their translations;
-``--bleu`` scores the Multi30k test sets with sacreBLEU instead (detokenised output against
-the raw references, signature printed, results written to ``<workdir>/bleu.json``);
-``--plot-attention out.png`` draws the attention weights of one sentence's translation.
-Everything needed (config, ``spm.model``, checkpoint) is read from the workdir.
-"""
+"""Decoding and scoring a trained translation model: batched jit greedy / beam search
+(:class:`Translator`), sacreBLEU (:func:`corpus_bleu`, :func:`evaluate_bleu`), the BLEU
+evaluator the trainer runs during training (:class:`BleuEvaluator`) and attention plots."""
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 
 import jax
@@ -19,7 +11,8 @@ import numpy as np
 from flax import nnx
 
 from grux.decode import beam_search, greedy_search, strip, tile_beams
-from grux.tasks.translate_data import BOS, EOS, PAD, Tokenizer, pad_pairs
+from grux.tasks.base import Evaluator
+from grux.tasks.translate.data import BOS, EOS, PAD, Tokenizer, pad_pairs
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str]) -> tuple[float, str, str]:
@@ -44,11 +37,17 @@ class Translator:
 
     def __init__(self, model, tokenizer: Tokenizer, *, batch_size: int = 64, bucket: int = 8,
                  max_len: int = 0):
-        model = nnx.view(model, deterministic=True, raise_if_not_found=False)
-        self.graphdef, self.state = nnx.split(model)
+        self.graphdef, self.state = nnx.split(
+            nnx.view(model, deterministic=True, raise_if_not_found=False))
         self.tokenizer, self.batch_size, self.bucket = tokenizer, batch_size, bucket
         self.max_len = max_len
         self._fns: dict = {}
+
+    def use(self, model) -> None:
+        """Decode with ``model``'s parameters from now on (same architecture: the compiled
+        decoders are reused, e.g. at every evaluation during training)."""
+        self.state = nnx.split(nnx.view(model, deterministic=True,
+                                        raise_if_not_found=False))[1]
 
     def _decoder(self, method: str, beam: int, alpha: float, max_len: int):
         key = (method, beam, alpha, max_len)
@@ -146,80 +145,42 @@ def evaluate_bleu(task, translator: Translator, splits=(), limit: int = 0, **kw)
     return results
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="grux-translate", description=__doc__.splitlines()[0])
-    p.add_argument("--workdir", required=True, help="training workdir of a 'translate' run")
-    p.add_argument("--input", default="-", help="file of sentences, one per line (- = stdin)")
-    p.add_argument("--method", choices=("beam", "greedy"), default="beam")
-    p.add_argument("--beam", type=int, default=0, help="beam size (0: config.task.beam_size)")
-    p.add_argument("--alpha", type=float, default=-1.0,
-                   help="length normalisation alpha (<0: config.task.length_penalty)")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--checkpoint", choices=("best", "latest"), default="best")
-    p.add_argument("--bleu", action="store_true", help="score the Multi30k test sets")
-    p.add_argument("--splits", default="", help="comma-separated test splits for --bleu")
-    p.add_argument("--limit", type=int, default=0, help="--bleu: first n sentences only")
-    p.add_argument("--plot-attention", dest="plot", default="",
-                   help="write the attention heat map of one sentence's translation here")
-    p.add_argument("--sentence", default="", help="the sentence for --plot-attention "
-                   "(default: the first input line)")
-    a = p.parse_args(argv)
-    if a.beam < 0 or a.batch_size < 1 or a.limit < 0:
-        p.error("--beam and --limit must be >= 0, --batch_size >= 1")
+class BleuEvaluator(Evaluator):
+    """sacreBLEU of the ``validation`` and ``test`` (test_2016_flickr) splits during
+    training: beam search with ``task.beam_size`` / ``task.length_penalty`` (as
+    ``grux-translate`` decodes), detokenised, against the raw references."""
 
-    from grux.train.errors import CheckpointRestoreError
-    from grux.train.inference import load_trained
-    try:
-        task, model, step = load_trained(a.workdir, a.checkpoint, task_name="translate")
-    except (FileNotFoundError, ValueError, CheckpointRestoreError) as e:
-        print(f"grux-translate: error: {e}", file=sys.stderr)
-        return 1
-    cfg = task.config.task
-    kw = {"method": a.method, "beam": a.beam or cfg.beam_size,
-          "alpha": cfg.length_penalty if a.alpha < 0 else a.alpha}
-    translator = Translator(model, task.tokenizer, batch_size=a.batch_size, bucket=cfg.bucket)
+    metrics = ("bleu",)
 
-    if a.bleu:
-        splits = [s for s in a.splits.split(",") if s]
-        results = evaluate_bleu(task, translator, splits, limit=a.limit, **kw)
-        decoding = f"{a.method}" + (f", beam {kw['beam']}, alpha {kw['alpha']}"
-                                    if a.method == "beam" else "")
-        for split, r in results.items():
-            print(f"{split} ({r['sentences']} sentences, {cfg.source}->{cfg.target}, "
-                  f"{decoding}, step {step}): {r['result']}\n  signature: {r['signature']}")
-        with open(os.path.join(a.workdir, "bleu.json"), "w") as f:
-            json.dump({"step": step, "decoding": decoding, "results": results}, f, indent=2)
-        return 0
+    def __init__(self, task, batch_size: int = 64):
+        self.task, self.batch_size = task, batch_size
+        self._translator: Translator | None = None
 
-    if a.plot and a.sentence:
-        lines = [a.sentence]
-    else:
-        stream = sys.stdin if a.input == "-" else open(a.input, encoding="utf-8")
-        with stream:
-            lines = [line.rstrip("\n") for line in stream]
-    if not lines:
-        print("grux-translate: error: no input sentences", file=sys.stderr)
-        return 1
-    if a.plot:
-        tok = task.tokenizer
-        src = tok.encode([lines[0]])[0]
-        tgt = translator.translate_ids([src], **kw)[0]
-        weights = translator.attention(src, tgt)
-        hyp = tok.decode([tgt])[0]
-        src_pieces = [tok.sp.id_to_piece(i) for i in src] + ["</s>"]
-        tgt_pieces = [tok.sp.id_to_piece(i) for i in tgt] + ["</s>"]
-        plot_attention(weights, src_pieces, tgt_pieces, a.plot, f"{lines[0]}\n→ {hyp}")
-        print(hyp)
-        print(f"attention heat map written to {a.plot}", file=sys.stderr)
-        return 0
-    for hyp in translator.translate(lines, **kw):
-        print(hyp)
-    return 0
+    def splits(self):
+        from grux.tasks.translate import EVAL_SPLITS
+        return tuple(EVAL_SPLITS)
 
+    def _pairs(self, split):
+        from grux.tasks.translate import EVAL_SPLITS
+        return self.task.pairs(EVAL_SPLITS[split])
 
-def run() -> None:
-    sys.exit(main())
+    def num_examples(self, split):
+        return len(self._pairs(split))
 
+    def predict(self, model, split, indices):
+        from grux.tasks.translate import EVAL_SPLITS
+        if self._translator is None:
+            self._translator = Translator(model, self.task.tokenizer,
+                                          batch_size=self.batch_size,
+                                          bucket=self.task.config.task.bucket)
+        else:
+            self._translator.use(model)
+        t = self.task.config.task
+        src = self.task.ids(EVAL_SPLITS[split])[0]
+        return self._translator.translate_ids([src[i] for i in indices], method="beam",
+                                              beam=t.beam_size, alpha=t.length_penalty)
 
-if __name__ == "__main__":
-    run()
+    def score(self, split, predictions):
+        refs = [p[self.task.config.task.target] for p in self._pairs(split)]
+        hyps = self.task.tokenizer.decode(predictions)
+        return {"bleu": corpus_bleu(hyps, refs[:len(hyps)])[0]}

@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from grux.data.stream import seeded_rng
-from grux.tasks.forecast_baselines import fit_linear, naive2_forecast, series_windows
-from grux.tasks.forecast_metrics import mase_scale
+from grux.tasks.forecast.baselines import fit_linear, naive2_forecast, series_windows
+from grux.tasks.forecast.metrics import mase_scale
 
 SPLITS = ("train", "validation", "test")
 # Airline passengers (144 months, no standard split): 1949-1957 / 1958 / 1959-1960.

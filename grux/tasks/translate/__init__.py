@@ -1,8 +1,8 @@
 """Neural machine translation on Multi30k (Elliott et al. 2016), RNNsearch-style
 (Bahdanau, Cho & Bengio 2014): bidirectional GRU encoder, GRU decoder with additive attention
-and input feeding (:mod:`grux.tasks.translate_model`), trained with teacher forcing.
+and input feeding (:mod:`grux.tasks.translate.model`), trained with teacher forcing.
 
-Data (:mod:`grux.tasks.translate_data`): the ``task.source`` → ``task.target`` sides of
+Data (:mod:`grux.tasks.translate.data`): the ``task.source`` → ``task.target`` sides of
 Multi30k (``en``, ``de``, ``fr``), cut into subwords by one SentencePiece model of
 ``task.vocab_size`` pieces trained on the training split's two sides (the first
 ``task.tokenizer_sentences`` pairs; 0 = all). The model is saved in the workdir as
@@ -14,9 +14,11 @@ multiple of ``task.bucket``. Evaluation streams: ``validation`` and ``test``
 
 Metrics (per target token, ``eos`` included, padding excluded): ``loss`` = mean negative
 log-likelihood in nats, ``perplexity`` = ``exp(loss)``, ``accuracy`` = arg-max accuracy under
-teacher forcing. BLEU needs decoding and detokenising, so it is computed after training by
-``grux-translate --workdir W --bleu`` (:mod:`grux.translate`: greedy or beam search,
-sacreBLEU against the raw references, with its signature).
+teacher forcing; and ``bleu``, sacreBLEU of beam-search translations, from a host-side
+evaluator (:class:`grux.tasks.translate.decoding.BleuEvaluator`) that the trainer runs after
+the evaluation pass (``eval.decode_every`` / ``eval.decode_examples`` set its cost), so
+``eval.metric="validation/bleu"`` selects checkpoints by BLEU. ``grux-translate --workdir W
+--bleu`` (:mod:`grux.infer.translate`) scores all four test sets of a trained run.
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 from grux.data.stream import BatchStream
 from grux.tasks.base import Task, register, weighted
 from grux.tasks.common import recurrent_model_config, validate_recurrent_model
-from grux.tasks.translate_data import Tokenizer, epoch_batches, pad_pairs, train_tokenizer
-from grux.tasks.translate_model import RNNSearch
+from grux.tasks.translate.data import Tokenizer, epoch_batches, pad_pairs, train_tokenizer
+from grux.tasks.translate.model import RNNSearch
 
 LANGUAGES = ("en", "de", "fr")
 TOKENIZER_FILE = "spm.model"
@@ -194,6 +196,10 @@ class TranslationTask(Task):
                                         process_count=process_count)
         return streams
 
+    def evaluators(self):
+        from grux.tasks.translate.decoding import BleuEvaluator
+        return [BleuEvaluator(self)]
+
     # ------------------------------------------------------------------ model
     def build_model(self, rngs):
         return RNNSearch(self.config.task.vocab_size, self.config.model, rngs)
@@ -218,6 +224,8 @@ class TranslationTask(Task):
         if not test:
             return []
         t = self.config.task
-        return [f"test_2016_flickr {t.source}->{t.target}: perplexity {test['perplexity']:.2f}"
-                f" per subword (teacher forcing); BLEU: grux-translate --workdir <workdir> "
-                "--bleu"]
+        bleu = (f"BLEU {test['bleu']:.2f} (beam {t.beam_size}, alpha {t.length_penalty}); "
+                if "bleu" in test else "")
+        return [f"test_2016_flickr {t.source}->{t.target}: {bleu}perplexity "
+                f"{test['perplexity']:.2f} per subword (teacher forcing); every test set: "
+                "grux-translate --workdir <workdir> --bleu"]

@@ -1,6 +1,6 @@
 """Time-series forecasting (``task.name="forecast"``): ETT, weather, M4 hourly, airline.
 
-Data and protocol: :mod:`grux.tasks.forecast_data` (Informer/Autoformer windows and
+Data and protocol: :mod:`grux.tasks.forecast.data` (Informer/Autoformer windows and
 train-set standardisation for ETT; one window per series for M4 hourly). A batch gives the
 look-back ``x (B, L, C)`` and the target ``y (B, H, C)`` on the normalised scale.
 
@@ -23,10 +23,10 @@ q = 0.1/0.9 and the 80 % interval coverage are reported). For the autoregressive
 approximation of the marginal.
 
 Metrics (``(sum, weight)`` over every window, step and channel; formulas in
-:mod:`grux.tasks.forecast_metrics`): ``loss``, ``mse``, ``mae`` on the normalised scale
+:mod:`grux.tasks.forecast.metrics`): ``loss``, ``mse``, ``mae`` on the normalised scale
 (train-standardised for ETT, as in Informer), and for M4/airline ``smape`` and ``mase`` on
 the original scale (``owa`` for M4). In evaluation the same code scores the baselines of
-:mod:`grux.tasks.forecast_baselines` on the same windows: ``naive_*``, ``snaive_*`` (period
+:mod:`grux.tasks.forecast.baselines` on the same windows: ``naive_*``, ``snaive_*`` (period
 ``task.seasonality``), ``linear_*`` (least squares on the training windows) and for M4
 ``naive2_*``.
 """
@@ -43,13 +43,13 @@ from grux.data.builders.m4_hourly import HORIZON as M4_HORIZON
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 from grux.data.stream import BatchStream
 from grux.nn import Recurrent
-from grux.tasks import forecast_metrics as fm
+from grux.tasks.forecast import metrics as fm
 from grux.tasks.base import Task, register, weighted
 from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
                                validate_recurrent_model)
-from grux.tasks.forecast_baselines import (linear_forecast, naive_forecast,
+from grux.tasks.forecast.baselines import (linear_forecast, naive_forecast,
                                            seasonal_naive_forecast)
-from grux.tasks.forecast_data import AIRLINE_BORDERS, DatedSeries, M4Hourly
+from grux.tasks.forecast.data import AIRLINE_BORDERS, DatedSeries, M4Hourly
 
 ETT = ("etth1", "etth2", "ettm1", "ettm2")
 DATASETS = ETT + ("weather", "m4_hourly", "airline_passengers")
