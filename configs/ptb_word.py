@@ -24,6 +24,7 @@ Measured on the 2-core CPU (README, "Language modelling"):
   small,lstm with this config: validation 118.1, test 112.8 (Zaremba: 120.7 / 114.5), 40m49s.
   medium,gru: not run; 1.9k tokens/s in a 150-step probe, so about 5.5 h: a GPU job.
 """
+from grux.tasks.common import CELLS
 from grux.train.config import base_config
 
 TRAIN_TOKENS = 929_589  # PTB train incl. <eos>
@@ -36,7 +37,7 @@ SIZES = {  # hidden, dropout, bptt, epochs, decay after epoch, decay factor, ini
 def get_config(arg: str = "small,gru"):
     size, _, cell = arg.partition(",")
     cell = cell or "gru"
-    if size not in SIZES or cell not in ("gru", "lstm", "tanh", "mingru"):
+    if size not in SIZES or cell not in CELLS:
         raise ValueError(f"config argument must be '<size>,<cell>' with size in "
                          f"{sorted(SIZES)}, got {arg!r}")
     hidden, dropout, bptt, epochs, decay_after, factor, init = SIZES[size]

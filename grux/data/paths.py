@@ -18,3 +18,11 @@ def resolve_tfds_dir(configured: str = "") -> str:
     else ``~/.cache/grux/tfds``."""
     return (configured or os.environ.get("GRUX_TFDS_DIR")
             or os.path.join(os.path.expanduser("~"), ".cache", "grux", "tfds"))
+
+
+def data_dirs(config) -> dict[str, str]:
+    """``{"data_dir", "prepared_dir"}`` of an experiment config (its ``data_dir`` and
+    ``tfds_dir`` fields resolved as above): the keyword arguments of the readers in
+    :mod:`grux.data.datasets`."""
+    return {"data_dir": resolve_data_dir(config.data_dir),
+            "prepared_dir": resolve_tfds_dir(config.tfds_dir)}

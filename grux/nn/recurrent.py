@@ -104,6 +104,37 @@ class RecurrentLayer(nnx.Module):
     def _scan(self, xp: Array, state: Any, mask: Array | None, dtype) -> tuple[Array, Any]:
         raise NotImplementedError
 
+    def _cell(self, xp: Array, state: Any, dtype) -> Any:
+        """One step of the recurrence on a projected input ``(B, G·H)``: the new state."""
+        raise NotImplementedError
+
+    # -- single steps (autoregressive decoders, samplers) ---------------------------------
+    def project(self, x: Array, *, features: slice | None = None, bias: bool = True) -> Array:
+        """The input projection ``x W_ih[features] + b_ih`` for inputs of any leading shape,
+        in the compute dtype. ``features`` selects rows of ``W_ih``, for an input whose
+        parts arrive at different times (a decoder knows its embeddings for all steps but
+        its attention context one step at a time: project the parts, add them)."""
+        dtype = self._compute_dtype()
+        w = self._param(self.w_ih, dtype)
+        xp = jnp.asarray(x).astype(dtype) @ (w if features is None else w[features])
+        if bias and self.b_ih is not None:
+            xp = xp + self._param(self.b_ih, dtype)
+        return xp
+
+    def step_projected(self, xp_t: Array, state: Any) -> tuple[Array, Any]:
+        """One time step from the projected input ``xp_t (B, G·H)`` (see :meth:`project`):
+        ``(output (B, H), new state)``, the same arithmetic as the scan."""
+        dtype = self._compute_dtype()
+        batch = xp_t.shape[0]
+        state = self._check_state(state, batch, dtype)
+        new = self._cell(xp_t.astype(dtype), state, dtype)
+        return (new[0] if isinstance(new, tuple) else new), new
+
+    def step(self, x_t: Array, state: Any) -> tuple[Array, Any]:
+        """One time step: ``x_t (B, F)``, ``state`` as :meth:`initial_state` →
+        ``(output (B, H), new state)``."""
+        return self.step_projected(self.project(x_t), state)
+
     def __call__(self, x: Array, *, lengths: Array | None = None, mask: Array | None = None,
                  initial_state: Any = None, reverse: bool = False,
                  time_major: bool = False) -> tuple[Array, Any]:
@@ -186,6 +217,10 @@ class GRULayer(RecurrentLayer):
             raise ValueError("the 'cho' GRU has no recurrent bias (it would duplicate b_ih)")
         super().__init__(in_features, hidden_features, **kwargs)
 
+    def _cell(self, xp, state, dtype):
+        return ops.gru_cell(state, xp, self._param(self.w_hh, dtype),
+                            self._param(self.b_hh, dtype), self.formulation)
+
     def _scan(self, xp, state, mask, dtype):
         return ops.gru_scan(xp, state, self._param(self.w_hh, dtype),
                             self._param(self.b_hh, dtype), mask,
@@ -215,6 +250,10 @@ class LSTMLayer(RecurrentLayer):
             raise ValueError("the LSTM initial_state must be a pair (h, c)")
         return tuple(RecurrentLayer._check_state(self, s, batch, dtype) for s in state)
 
+    def _cell(self, xp, state, dtype):
+        return ops.lstm_cell(state, xp, self._param(self.w_hh, dtype),
+                             self._param(self.b_hh, dtype))
+
     def _scan(self, xp, state, mask, dtype):
         return ops.lstm_scan(xp, state, self._param(self.w_hh, dtype),
                              self._param(self.b_hh, dtype), mask,
@@ -225,6 +264,10 @@ class TanhRNNLayer(RecurrentLayer):
     """One Elman tanh-RNN layer: ``h_t = tanh(x W_ih + b_ih + h W_hh + b_hh)``."""
 
     blocks = 1
+
+    def _cell(self, xp, state, dtype):
+        return ops.tanh_rnn_cell(state, xp, self._param(self.w_hh, dtype),
+                                 self._param(self.b_hh, dtype))
 
     def _scan(self, xp, state, mask, dtype):
         return ops.tanh_rnn_scan(xp, state, self._param(self.w_hh, dtype),
@@ -251,6 +294,9 @@ class MinGRULayer(RecurrentLayer):
         self.mode = mode
         kwargs.pop("recurrent_init", None)
         super().__init__(in_features, hidden_features, **kwargs)
+
+    def _cell(self, xp, state, dtype):
+        return ops.mingru_cell(state, xp)
 
     def _scan(self, xp, state, mask, dtype):
         mode = self.mode
@@ -366,6 +412,22 @@ class Recurrent(nnx.Module):
                 h = jnp.swapaxes(h, 0, 1) if swap else h
                 h = self.dropout(h, rngs=key)
                 h = jnp.swapaxes(h, 0, 1) if swap else h
+        return h, _stack_states(finals)
+
+    def step(self, x_t: Array, state: Any = None) -> tuple[Array, Any]:
+        """One time step of a unidirectional stack (autoregressive decoding, sampling):
+        ``x_t (B, F)``, ``state`` in the stacked layout (``None``: zeros) →
+        ``(output of the last layer (B, H), new state)``; the same arithmetic as running
+        the stack on a one-step sequence. Inter-layer dropout is not applied (inference)."""
+        if self.bidirectional:
+            raise ValueError("a bidirectional stack reads whole sequences; it cannot step")
+        batch = jnp.shape(x_t)[0]
+        state = self.initial_state(batch) if state is None else state
+        per_layer = _unstack_states(state, self.num_layers)
+        finals, h = [], x_t
+        for l in range(self.num_layers):
+            h, new = self.layers[l].step(h, per_layer[l])
+            finals.append(new)
         return h, _stack_states(finals)
 
 

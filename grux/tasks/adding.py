@@ -13,10 +13,8 @@ import ml_collections
 from flax import nnx
 
 from grux.data.synthetic import adding_problem
-from grux.nn import Recurrent
 from grux.tasks.base import GeneratedTask, register, weighted
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 
 TRIVIAL_MSE = 1.0 / 6.0
 
@@ -24,11 +22,9 @@ TRIVIAL_MSE = 1.0 / 6.0
 class Regressor(nnx.Module):
     """Recurrent stack → linear read-out of the last layer's final state → ``(B,)``."""
 
-    def __init__(self, cell: str, in_features: int, hidden: int, num_layers: int,
-                 dropout: float, rngs: nnx.Rngs, **layer_kwargs):
-        self.rnn = Recurrent(cell, in_features, hidden, num_layers=num_layers,
-                             dropout=dropout, rngs=rngs, **layer_kwargs)
-        self.head = nnx.Linear(hidden, 1, rngs=rngs)
+    def __init__(self, m: ml_collections.ConfigDict, in_features: int, rngs: nnx.Rngs):
+        self.rnn = build_recurrent(m, in_features, rngs)
+        self.head = nnx.Linear(m.hidden, 1, rngs=rngs)
 
     def __call__(self, x: jax.Array, rngs: jax.Array | None = None) -> jax.Array:
         _, final = self.rnn(x, rngs=rngs)
@@ -61,9 +57,7 @@ class AddingTask(GeneratedTask):
         validate_recurrent_model(config.model)
 
     def build_model(self, rngs: nnx.Rngs) -> nnx.Module:
-        m = self.config.model
-        return Regressor(m.cell, 2, m.hidden, m.num_layers, m.dropout, rngs,
-                         **recurrent_layer_kwargs(m))
+        return Regressor(self.config.model, 2, rngs)
 
     def make_batch(self, rng, batch_size):
         x, y = adding_problem(rng, batch_size, self.config.task.length)

@@ -1,34 +1,73 @@
-"""Config fields and checks shared by tasks whose ``config.model`` is a recurrent stack."""
+"""The one way from ``config.model`` to a recurrent stack, and the fields and checks that
+every task with a recurrent model shares."""
 from __future__ import annotations
 
+import jax.numpy as jnp
 import ml_collections
+from flax import nnx
 
-CELLS = ("gru", "lstm", "tanh", "mingru")
+from grux.nn import Recurrent
+from grux.nn.recurrent import LAYERS
+from grux.ops.gru import BACKWARDS, FORMULATIONS
+
+CELLS = tuple(LAYERS)  # gru, lstm, tanh, mingru
+DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}  # compute dtype; parameters stay f32
+
+
+def recurrent_model_config(**fields) -> dict:
+    """The ``model`` section of a recurrent task (defaults: a one-layer Cho-formulation GRU
+    of 64 units), plus task-specific ``fields`` (which may also override the defaults)."""
+    return {"cell": "gru",            # gru | lstm | tanh | mingru
+            "formulation": "cho",     # GRU only: cho (Cho 2014) | cudnn (PyTorch/cuDNN)
+            "hidden": 64, "num_layers": 1,
+            "dropout": 0.0,           # between stacked layers
+            "backward": "custom",     # GRU only: custom (cuDNN-style VJP) | autodiff
+            "remat": False,           # recompute the recurrent pre-activations in backward
+            "unroll": 1,              # time steps per scan iteration
+            "dtype": "float32",       # compute dtype: float32 | bfloat16 (mixed precision:
+                                      # parameters and optimizer state stay float32)
+            **fields}
 
 
 def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
     """Checks shared by tasks whose ``config.model`` describes a recurrent stack."""
     if m.cell not in CELLS:
         raise ValueError(f"config.model.cell must be one of {CELLS}, got {m.cell!r}")
-    if m.formulation not in ("cho", "cudnn"):
-        raise ValueError(f"config.model.formulation must be 'cho' or 'cudnn', got "
+    if m.formulation not in FORMULATIONS:
+        raise ValueError(f"config.model.formulation must be one of {FORMULATIONS}, got "
                          f"{m.formulation!r}")
-    for field in ("hidden", "num_layers"):
+    if m.backward not in BACKWARDS:
+        raise ValueError(f"config.model.backward must be one of {BACKWARDS}, got "
+                         f"{m.backward!r}")
+    if m.dtype not in DTYPES:
+        raise ValueError(f"config.model.dtype must be one of {tuple(DTYPES)}, got "
+                         f"{m.dtype!r}")
+    for field in ("hidden", "num_layers", "unroll"):
         if m[field] < 1:
             raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"config.model.dropout must be in [0, 1), got {m.dropout}")
 
 
-def recurrent_model_config(**fields) -> dict:
-    """The ``model`` section of a recurrent task: cell, GRU formulation, width, depth and
-    inter-layer dropout (defaults: a one-layer Cho-formulation GRU of 64 units), plus
-    task-specific ``fields`` (which may also override the defaults)."""
-    return {"cell": "gru",            # gru | lstm | tanh | mingru
-            "formulation": "cho",     # GRU only: cho (Cho 2014) | cudnn (PyTorch/cuDNN)
-            "hidden": 64, "num_layers": 1, "dropout": 0.0, **fields}
+def layer_options(m: ml_collections.ConfigDict, cell: str | None = None) -> dict:
+    """The per-layer options of ``config.model`` for ``cell`` (default ``m.cell``)."""
+    cell = cell or m.cell
+    out = {"dtype": DTYPES[m.dtype], "unroll": m.unroll}
+    if cell != "mingru":
+        out["remat"] = m.remat
+    if cell == "gru":
+        out.update(formulation=m.formulation, backward=m.backward)
+    return out
 
 
-def recurrent_layer_kwargs(model_config: ml_collections.ConfigDict) -> dict:
-    """Cell-specific layer options from ``config.model``."""
-    return {"formulation": model_config.formulation} if model_config.cell == "gru" else {}
+def build_recurrent(m: ml_collections.ConfigDict, in_features: int, rngs: nnx.Rngs, *,
+                    cell: str | None = None, bidirectional: bool = False,
+                    variational_dropout: bool = False) -> Recurrent:
+    """The recurrent stack ``config.model`` describes: ``m.cell`` (or ``cell``),
+    ``m.hidden`` units, ``m.num_layers`` layers with ``m.dropout`` between them, and the
+    layer options (formulation, backward, remat, unroll, compute dtype)."""
+    cell = cell or m.cell
+    return Recurrent(cell, in_features, m.hidden, num_layers=m.num_layers,
+                     bidirectional=bidirectional, dropout=m.dropout,
+                     variational_dropout=variational_dropout, rngs=rngs,
+                     **layer_options(m, cell))

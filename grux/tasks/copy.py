@@ -18,17 +18,14 @@ import optax
 from flax import nnx
 
 from grux.data.synthetic import copy_problem
-from grux.nn import Recurrent
 from grux.tasks.base import GeneratedTask, register, weighted
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 
 
 class Copier(nnx.Module):
     def __init__(self, classes: int, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
         self.classes = classes
-        self.rnn = Recurrent(m.cell, classes, m.hidden, num_layers=m.num_layers,
-                             dropout=m.dropout, rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, classes, rngs)
         self.head = nnx.Linear(m.hidden, classes, rngs=rngs)
 
     def __call__(self, tokens, rngs=None):

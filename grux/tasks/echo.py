@@ -19,9 +19,7 @@ import optax
 from flax import nnx
 
 from grux.data.stream import BatchStream, seeded_rng
-from grux.nn import Recurrent
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 from grux.tasks.base import SPLIT_IDS, Task, register, swap_batch_axis, weighted
 
 
@@ -36,8 +34,7 @@ class Echo(nnx.Module):
     """Recurrent stack → per-step logit; threads the stack's state in and out."""
 
     def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
-        self.rnn = Recurrent(m.cell, 1, m.hidden, num_layers=m.num_layers, dropout=m.dropout,
-                             rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, 1, rngs)
         self.head = nnx.Linear(m.hidden, 1, rngs=rngs)
 
     def __call__(self, x, state, rngs=None):

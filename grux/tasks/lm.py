@@ -32,13 +32,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from grux.data import datasets
-from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream
 from grux.data.synthetic import synthetic_text
-from grux.nn import Recurrent
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 from grux.tasks.base import Task, register, reset_rows, swap_batch_axis, weighted
 
 LEVELS = {"ptb": "word", "ptb_char": "char", "tiny_shakespeare": "char", "synthetic": "word"}
@@ -109,9 +106,7 @@ class LanguageModel(nnx.Module):
     def __init__(self, vocab_size: int, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
         embed = m.embed or m.hidden
         self.embed = nnx.Embed(vocab_size, embed, rngs=rngs)
-        self.rnn = Recurrent(m.cell, embed, m.hidden, num_layers=m.num_layers,
-                             dropout=m.dropout, variational_dropout=m.variational_dropout,
-                             rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, embed, rngs, variational_dropout=m.variational_dropout)
         self.drop = nnx.Dropout(m.dropout, broadcast_dims=(1,) if m.variational_dropout else (),
                                 rngs=rngs)
         self.tied = m.tie_weights
@@ -183,9 +178,9 @@ class LanguageModelTask(Task):
             self._tokens[split] = tokenize("synthetic", synthetic_text(seed,
                                                                        SYNTHETIC_LINES[split]))
         if split not in self._tokens:
+            from grux.data import datasets  # TFDS is imported on first data access
             lines = datasets.text_lines(self.config.task.dataset, split,
-                                        data_dir=resolve_data_dir(self.config.data_dir),
-                                        prepared_dir=resolve_tfds_dir(self.config.tfds_dir))
+                                        **data_dirs(self.config))
             self._tokens[split] = tokenize(self.config.task.dataset, lines)
         return self._tokens[split]
 
@@ -241,10 +236,6 @@ class LanguageModelTask(Task):
     def eval_streams(self, batch_size, process_index, process_count):
         return {s: self._stream(s, batch_size, False, process_index, process_count)
                 for s in ("validation", "test")}
-
-    def steps_per_epoch(self, batch_size: int) -> int:
-        n = len(self.tokens("train")) // batch_size
-        return -(-(n - 1) // self.config.task.bptt)
 
     # ------------------------------------------------------------------ model
     def build_model(self, rngs):

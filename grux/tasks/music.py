@@ -31,12 +31,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from grux.data import datasets
-from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream, seeded_rng
-from grux.nn import Recurrent
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 from grux.tasks.base import Task, register, weighted
 
 DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
@@ -74,8 +71,7 @@ class MusicModel(nnx.Module):
     """Recurrent stack over the previous frame → 88 Bernoulli logits per step."""
 
     def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
-        self.rnn = Recurrent(m.cell, KEYS, m.hidden, num_layers=m.num_layers,
-                             dropout=m.dropout, rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, KEYS, rngs)
         self.head = nnx.Linear(m.hidden, KEYS, rngs=rngs)
 
     def __call__(self, inputs, mask, rngs=None):
@@ -114,10 +110,10 @@ class MusicTask(Task):
 
     def rolls(self, split: str) -> list[np.ndarray]:
         if split not in self._splits:
+            from grux.data import datasets  # TFDS is imported on first data access
             self._splits[split] = datasets.piano_rolls(
                 self.config.task.dataset, split,
-                data_dir=resolve_data_dir(self.config.data_dir),
-                prepared_dir=resolve_tfds_dir(self.config.tfds_dir))
+                **data_dirs(self.config))
         return self._splits[split]
 
     def build_model(self, rngs):

@@ -33,18 +33,6 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
-def check_batch_divisible(global_batch: int, mesh: Mesh) -> None:
-    n = mesh.devices.size
-    if global_batch % n:
-        raise ValueError(f"global batch size {global_batch} is not divisible by the "
-                         f"{n} devices of the data mesh")
-
-
-def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Place ``tree`` (the same on every process) replicated over the mesh."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))
-
-
 def make_train_step(loss_fn: LossFn, tx: optax.GradientTransformation, mesh: Mesh,
                     schedule: optax.Schedule | None = None, weight_noise: float = 0.0):
     """Build ``step(state, batch) -> (state, metrics)``, jit-compiled, ``state`` donated.

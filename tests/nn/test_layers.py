@@ -244,3 +244,47 @@ def test_mingru_stack_trains_under_jit_with_split_merge(rng):
         params, l = step(params)
         losses.append(float(l))
     assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_single_steps_reproduce_the_scan(rng, case):
+    """``layer.step`` (the autoregressive API) applied T times equals the scan, against the
+    same NumPy reference, state for state."""
+    make, ref_cell = CASES[case]
+    layer = _randomize_biases(make(nnx.Rngs(0)))
+    x = rng.normal(size=(B, T, F)).astype(np.float32)
+    s0 = _state0(layer, rng)
+    want_out, want_final = ref.run(ref_cell(ref.from_layer(layer)), np.float64(x),
+                                   np.full(B, T), _to64(s0))
+    state, outs = s0, []
+    for t in range(T):
+        y, state = jax.jit(lambda m, x, s: m.step(x, s))(layer, x[:, t], state)
+        outs.append(y)
+    _close(jnp.stack(outs, 1), want_out)
+    _close(state, want_final)
+
+
+def test_project_splits_the_input_projection_by_feature_rows(rng):
+    layer = _randomize_biases(GRULayer(F, H, rngs=nnx.Rngs(0)))
+    x = rng.normal(size=(B, F)).astype(np.float32)
+    whole = layer.project(x)
+    parts = (layer.project(x[:, :1], features=slice(0, 1))
+             + layer.project(x[:, 1:], features=slice(1, None), bias=False))
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(whole, x @ layer.w_ih[...] + layer.b_ih[...], rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "tanh", "mingru"])
+def test_stack_step_equals_running_one_step_sequences(rng, cell):
+    stack = Recurrent(cell, F, H, num_layers=2, rngs=nnx.Rngs(1))
+    x = rng.normal(size=(B, 3, F)).astype(np.float32)
+    out, final = stack(x)
+    state = None
+    for t in range(3):
+        y, state = stack.step(x[:, t], state)
+        np.testing.assert_allclose(y, out[:, t], rtol=1e-5, atol=2e-6)
+    for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(final)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
+    with pytest.raises(ValueError, match="bidirectional stack .* cannot step"):
+        Recurrent(cell, F, H, bidirectional=True, rngs=nnx.Rngs(0)).step(x[:, 0])

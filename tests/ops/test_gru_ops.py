@@ -46,16 +46,34 @@ def test_forward_matches_numpy(rng, formulation, backward, masked):
     np.testing.assert_allclose(got_fin, want_fin, atol=2e-6, rtol=1e-5)
 
 
-def test_formulations_differ(rng):
-    """The two formulations are different functions (guards against one silently aliasing
-    the other), and the update-gate conventions are opposite."""
-    p = make_params(rng, "cudnn", np.float32)
-    x = rng.normal(size=(B, T, F)).astype(np.float32)
-    h0 = np.zeros((B, H), np.float32)
-    a, _ = run_grux(p, x, h0, None, "cudnn", "custom")
-    p.pop("bias_hh")
-    b, _ = run_grux(p, x, h0, None, "cho", "custom")
-    assert np.abs(a - b).max() > 1e-2
+def test_formulations_follow_their_own_update_gate_convention():
+    """One hand-computed step: all weights zero, update-gate bias +20 (z ≈ 1). Cho 2014
+    writes h' = (1−z)⊙h + z⊙h~, so the state is replaced by h~ = tanh(0) = 0; cuDNN/PyTorch
+    write h' = (1−z)⊙n + z⊙h, so the state is kept. A formulation aliasing the other, or a
+    swapped convention, fails one of the two."""
+    from grux.ops import gru_cell
+    h = np.array([[0.5, -0.25]], np.float32)
+    xp = np.zeros((1, 6), np.float32)
+    xp[0, 2:4] = 20.0                                   # the z block (gate order r, z, n)
+    w_hh = np.zeros((2, 6), np.float32)
+    np.testing.assert_allclose(gru_cell(h, xp, w_hh, None, "cho"), [[0.0, 0.0]], atol=1e-8)
+    np.testing.assert_allclose(gru_cell(h, xp, w_hh, np.zeros(6, np.float32), "cudnn"), h,
+                               atol=1e-8)
+    # both taking the candidate (Cho: z ≈ 1, cuDNN: z ≈ 0) with U_n = I and r ≈ 1, the
+    # forms differ where the reset and b_hn enter: tanh(U_n(r⊙h)) vs tanh(r⊙(U_n h + b_hn))
+    w_hh[:, 4:6] = np.eye(2)
+    b_hh = np.zeros(6, np.float32)
+    b_hh[4:6] = 0.3                                      # b_hn: only cuDNN has it
+    cho_in, cudnn_in = xp.copy(), xp.copy()
+    cho_in[0, 0:2] = cudnn_in[0, 0:2] = 20.0             # r ≈ 1
+    cudnn_in[0, 2:4] = -20.0
+    np.testing.assert_allclose(gru_cell(h, cho_in, w_hh, None, "cho"), np.tanh(h), atol=1e-6)
+    np.testing.assert_allclose(gru_cell(h, cudnn_in, w_hh, b_hh, "cudnn"), np.tanh(h + 0.3),
+                               atol=1e-6)
+    cho_in[0, 0:2] = cudnn_in[0, 0:2] = -20.0            # r ≈ 0: the reset removes U_n h
+    np.testing.assert_allclose(gru_cell(h, cho_in, w_hh, None, "cho"), [[0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(gru_cell(h, cudnn_in, w_hh, b_hh, "cudnn"), [[0.0, 0.0]],
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("formulation", ["cho", "cudnn"])

@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 
 from grux.decode import beam_search, greedy_search, length_penalty, strip, tile_beams
+from grux.tasks.common import recurrent_model_config
 from grux.tasks.translate import TranslationTask
 from grux.tasks.translate.data import (BOS, EOS, PAD, Tokenizer, epoch_batches, pad_pairs,
                                        train_tokenizer)
@@ -25,9 +26,9 @@ V = 12
 
 
 def tiny_model(seed=0, vocab=V, formulation="cho"):
-    m = ml_collections.ConfigDict({"cell": "gru", "formulation": formulation, "hidden": 6,
-                                   "num_layers": 2, "dropout": 0.0, "embed": 5,
-                                   "decoder_hidden": 7, "attention": 4, "deep_output": 3})
+    m = ml_collections.ConfigDict(recurrent_model_config(
+        formulation=formulation, hidden=6, num_layers=2, embed=5, decoder_hidden=7,
+        attention=4, deep_output=3))
     return RNNSearch(vocab, m, nnx.Rngs(seed))
 
 

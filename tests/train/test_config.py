@@ -110,22 +110,63 @@ def test_batch_must_divide_over_devices():
         validate(c, device_count=8)
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "adadelta", "sgd"])
-def test_every_optimizer_builds_and_descends(name):
+def _numpy_optimizer(name, lr, o, theta, steps):
+    """The textbook update rules (optax's conventions) for ``loss = Σθ²`` (gradient 2θ)."""
+    theta = theta.astype(np.float64)
+    m = v = t_ = ex = np.zeros_like(theta)
+    for t in range(1, steps + 1):
+        g = 2 * theta
+        if name != "adamw":
+            g = g + o["weight_decay"] * theta                      # L2 added to the gradient
+        if name == "sgd":
+            t_ = g + o["momentum"] * t_
+            u = -lr * ((g + o["momentum"] * t_) if o["nesterov"] else t_)
+        elif name == "rmsprop":
+            v = o["rho"] * v + (1 - o["rho"]) * g ** 2
+            t_ = -lr * g / np.sqrt(v + o["eps"]) + o["momentum"] * t_  # optax: eps in sqrt
+            u = t_
+        elif name == "adadelta":
+            v = o["rho"] * v + (1 - o["rho"]) * g ** 2
+            d = np.sqrt(ex + o["eps"]) / np.sqrt(v + o["eps"]) * g
+            ex = o["rho"] * ex + (1 - o["rho"]) * d ** 2
+            u = -lr * d
+        else:                                                      # adam, adamw
+            m = o["b1"] * m + (1 - o["b1"]) * g
+            v = o["b2"] * v + (1 - o["b2"]) * g ** 2
+            u = -lr * (m / (1 - o["b1"] ** t)) / (np.sqrt(v / (1 - o["b2"] ** t)) + o["eps"])
+            if name == "adamw":
+                u = u - lr * o["weight_decay"] * theta
+        theta = theta + u
+    return theta
+
+
+@pytest.mark.parametrize("name,fields", [
+    ("sgd", dict(momentum=0.0, nesterov=False)),
+    ("sgd", dict(momentum=0.9, nesterov=False)),
+    ("sgd", dict(momentum=0.9, nesterov=True)),
+    ("sgd", dict(momentum=0.5, weight_decay=0.1)),
+    ("rmsprop", dict(rho=0.9, momentum=0.0)),
+    ("rmsprop", dict(rho=0.8, momentum=0.7, eps=1e-3)),
+    ("adadelta", dict(rho=0.95, eps=1e-6)),
+    ("adam", dict(b1=0.8, b2=0.95)),
+    ("adamw", dict(b1=0.9, b2=0.99, weight_decay=0.3)),
+])
+def test_every_optimizer_follows_its_update_rule(name, fields):
+    """Four steps on Σθ² against the NumPy update rules: a momentum, Nesterov, decay rate or
+    weight decay that is dropped or wired to the wrong argument changes the trajectory."""
     o = base_config("adding").optimizer
-    o.name, o.learning_rate, o.momentum, o.weight_decay = name, 0.1, 0.5, 1e-4
-    if name == "adadelta":
-        o.learning_rate = 1.0
+    o.name, o.learning_rate, o.clip_norm = name, 0.05, 0.0
+    for k, v in fields.items():
+        o[k] = v
     tx, _ = make_optimizer(o, 100)
-    params = {"w": np.array([3.0, -2.0], np.float32)}
+    theta0 = np.array([3.0, -2.0, 0.5], np.float32)
+    params, state = {"w": theta0}, None
     state = tx.init(params)
-    loss = lambda p: float(np.sum(np.asarray(p["w"]) ** 2))  # noqa: E731
-    start = loss(params)
-    for _ in range(20):
-        grads = {"w": 2 * params["w"]}
-        updates, state = tx.update(grads, state, params)
+    for _ in range(4):
+        updates, state = tx.update({"w": 2 * params["w"]}, state, params)
         params = optax.apply_updates(params, updates)
-    assert loss(params) < start
+    want = _numpy_optimizer(name, 0.05, o.to_dict(), theta0, 4)
+    np.testing.assert_allclose(params["w"], want, rtol=2e-5, atol=1e-6)
 
 
 def test_schedules_warmup_peak_and_end():
@@ -162,3 +203,28 @@ def test_weight_noise_has_the_requested_std_and_keeps_gradients():
         params)
     np.testing.assert_allclose(g["b"], 2 * add_weight_noise(params, jax.random.PRNGKey(1),
                                                             0.1)["b"], rtol=1e-6)
+
+
+def test_importing_a_config_or_asking_for_help_stays_light():
+    """Config files import no TensorFlow Datasets or SentencePiece (data is read on first
+    use), and ``--help`` imports no JAX at all."""
+    import subprocess
+    import sys
+    code = ("import importlib.util, sys\n"
+            "for name in sys.argv[1:]:\n"
+            "    s = importlib.util.spec_from_file_location('c', name)\n"
+            "    m = importlib.util.module_from_spec(s); s.loader.exec_module(m); m.get_config()\n"
+            "print(sorted(k for k in ('tensorflow_datasets', 'sentencepiece', 'sacrebleu',"
+            " 'matplotlib') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, *map(str, CONFIGS)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+    code = ("import sys, runpy\nsys.argv = ['grux-train', '--help']\n"
+            "try:\n    runpy.run_module('grux.train', run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0\n"
+            "print('jax' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and out.stderr.strip() == "False", out.stderr[-2000:]
+    assert "--config.FIELD=VALUE" in out.stdout

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from grux.tasks import get_task_class
@@ -66,3 +67,47 @@ def test_documented_command_takes_a_sharded_step(args, tmp_path, monkeypatch, da
         assert all(math.isfinite(float(w)) for _, w in jax.device_get(metrics).values())
     finally:
         trainer.close()
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=[" ".join(a[1:]) for a in COMMANDS])
+def test_layer_options_from_the_config_reach_every_recurrent_layer(args, monkeypatch,
+                                                                   data_dir):
+    """Every task builds its recurrent layers from ``config.model`` through the one helper:
+    overriding the options changes every layer of every documented model."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from grux.nn.recurrent import GRULayer, RecurrentLayer
+    monkeypatch.chdir(ROOT)
+    config, _, _ = parse_command_line([f"--config={args[1]}", *args[2:],
+                                       "--config.model.dtype=bfloat16",
+                                       "--config.model.unroll=2", "--config.model.remat=True",
+                                       "--config.model.backward=autodiff"])
+    config.data_dir = str(data_dir)
+    model = get_task_class(config.task.name)(config).build_model(nnx.Rngs(0))
+    layers = [m for _, m in nnx.iter_graph(model) if isinstance(m, RecurrentLayer)]
+    assert layers
+    for layer in layers:
+        assert layer.dtype == jnp.bfloat16 and layer.param_dtype == jnp.float32
+        assert layer.unroll == 2
+        if isinstance(layer, GRULayer):
+            assert layer.remat and layer.backward == "autodiff"
+            assert layer.formulation == config.model.formulation
+
+
+def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
+    from grux.train import train_and_evaluate
+    config, _, _ = parse_command_line(["--config=configs/adding.py:gru",
+                                       "--config.model.dtype=bfloat16",
+                                       "--config.task.length=20", "--config.num_train_steps=30",
+                                       "--config.eval.every_steps=30",
+                                       "--config.checkpoint.every_steps=30",
+                                       "--config.log.progress=False",
+                                       "--config.log.tensorboard=False"])
+    config.optimizer.learning_rate, config.task.eval_examples = 1e-2, 256
+    summary = train_and_evaluate(config, str(tmp_path))
+    assert summary["final"]["test"]["loss"] < 0.1667     # below always predicting 1
+    from cli_runs import checkpoint_state
+    state = checkpoint_state(tmp_path)
+    floats = {k: v.dtype for k, v in state.items() if v.dtype.kind == "f"}
+    assert floats and all(d == np.float32 for d in floats.values()), floats

@@ -38,17 +38,14 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from grux.data import datasets
-from grux.data.builders.m4_hourly import HORIZON as M4_HORIZON
-from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream
-from grux.nn import Recurrent
 from grux.tasks.forecast import metrics as fm
 from grux.tasks.base import Task, register, weighted
-from grux.tasks.common import (recurrent_layer_kwargs, recurrent_model_config,
-                               validate_recurrent_model)
+from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 from grux.tasks.forecast.baselines import (linear_forecast, naive_forecast,
                                            seasonal_naive_forecast)
+from grux.data.m4 import HOURLY_HORIZON as M4_HORIZON
 from grux.tasks.forecast.data import AIRLINE_BORDERS, DatedSeries, M4Hourly
 
 ETT = ("etth1", "etth2", "ettm1", "ettm2")
@@ -86,8 +83,7 @@ class DirectForecaster(nnx.Module):
 
     def __init__(self, m, channels: int, horizon: int, gaussian: bool, rngs: nnx.Rngs):
         self.horizon, self.channels = horizon, channels
-        self.rnn = Recurrent(m.cell, channels, m.hidden, num_layers=m.num_layers,
-                             dropout=m.dropout, rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, channels, rngs)
         self.head = GaussianHead(m.hidden, horizon * channels, gaussian, rngs)
 
     def __call__(self, x, y=None, rngs=None):
@@ -103,8 +99,7 @@ class AutoregressiveForecaster(nnx.Module):
 
     def __init__(self, m, channels: int, horizon: int, gaussian: bool, rngs: nnx.Rngs):
         self.horizon = horizon
-        self.rnn = Recurrent(m.cell, channels, m.hidden, num_layers=m.num_layers,
-                             dropout=m.dropout, rngs=rngs, **recurrent_layer_kwargs(m))
+        self.rnn = build_recurrent(m, channels, rngs)
         self.head = GaussianHead(m.hidden, channels, gaussian, rngs)
 
     def __call__(self, x, y=None, rngs=None):
@@ -121,8 +116,8 @@ class AutoregressiveForecaster(nnx.Module):
             def step(carry, _):
                 h, prev = carry
                 rnn, head = nnx.merge(graphdef, params)
-                o, h = rnn(prev[:, None], initial_state=h)
-                mu_t, sigma_t = head(o[:, 0])
+                o, h = rnn.step(prev, h)
+                mu_t, sigma_t = head(o)
                 return (h, mu_t), (mu_t, mu_t if sigma_t is None else sigma_t)
 
             _, (mu, sigma) = jax.lax.scan(step, (state, first_mu), None,
@@ -207,8 +202,8 @@ class ForecastTask(Task):
     def data(self) -> DatedSeries | M4Hourly:
         if self._data is None:
             t = self.config.task
-            dirs = {"data_dir": resolve_data_dir(self.config.data_dir),
-                    "prepared_dir": resolve_tfds_dir(self.config.tfds_dir)}
+            from grux.data import datasets  # TFDS is imported on first data access
+            dirs = data_dirs(self.config)
             if t.dataset == "m4_hourly":
                 self._data = M4Hourly(datasets.m4_series("test", **dirs), t.lookback,
                                       t.horizon, m=t.seasonality)

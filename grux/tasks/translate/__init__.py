@@ -30,8 +30,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from grux.data import datasets
-from grux.data.paths import resolve_data_dir, resolve_tfds_dir
+from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream
 from grux.tasks.base import Task, register, weighted
 from grux.tasks.common import recurrent_model_config, validate_recurrent_model
@@ -105,10 +104,10 @@ class TranslationTask(Task):
         """Raw aligned sentences of a Multi30k split (``train``, ``validation``, ``test``,
         ``test_2016_flickr``, ...)."""
         if split not in self._pairs:
+            from grux.data import datasets  # TFDS is imported on first data access
             self._pairs[split] = datasets.parallel_text(
                 self.config.task.dataset, split,
-                data_dir=resolve_data_dir(self.config.data_dir),
-                prepared_dir=resolve_tfds_dir(self.config.tfds_dir))
+                **data_dirs(self.config))
         return self._pairs[split]
 
     @property
@@ -173,11 +172,6 @@ class TranslationTask(Task):
 
         return BatchStream(global_batch, batch_size, None, process_index=process_index,
                            process_count=process_count)
-
-    def steps_per_epoch(self, batch_size: int) -> int:
-        src, tgt = self.ids("train")
-        limit = self.config.task.max_length
-        return sum(max(len(s), len(t)) + 1 <= limit for s, t in zip(src, tgt)) // batch_size
 
     def eval_streams(self, batch_size, process_index, process_count):
         streams = {}

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import sentencepiece as spm
 
 from grux.data.stream import seeded_rng
 
@@ -30,6 +29,7 @@ def train_tokenizer(sentences: list[str], vocab_size: int) -> bytes:
         raise ValueError("cannot train a tokenizer on no sentences")
     buf = io.BytesIO()
     try:
+        import sentencepiece as spm  # imported on use: configs import this package
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(sentences), model_writer=buf, vocab_size=vocab_size,
             model_type="unigram", character_coverage=1.0, byte_fallback=True,
@@ -46,6 +46,7 @@ class Tokenizer:
 
     def __init__(self, model_proto: bytes):
         self.proto = model_proto
+        import sentencepiece as spm
         self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
         if (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) != (
                 PAD, UNK, BOS, EOS):

@@ -25,8 +25,8 @@ import ml_collections
 from flax import nnx
 from jax import lax
 
-from grux import ops
-from grux.nn import GRULayer, Recurrent
+from grux.nn import GRULayer
+from grux.tasks.common import build_recurrent, layer_options
 from grux.ops.scan import match_vma
 
 
@@ -60,13 +60,12 @@ class RNNSearch(nnx.Module):
         self.formulation = m.formulation
         self.src_embed = nnx.Embed(vocab_size, e, rngs=rngs)
         self.tgt_embed = nnx.Embed(vocab_size, e, rngs=rngs)
-        self.encoder = Recurrent("gru", e, h, num_layers=m.num_layers, bidirectional=True,
-                                 dropout=m.dropout, formulation=m.formulation, rngs=rngs)
+        self.encoder = build_recurrent(m, e, rngs, cell="gru", bidirectional=True)
         self.init = nnx.Linear(h, hd, rngs=rngs)
         self.att_query = nnx.Linear(hd, a, use_bias=False, rngs=rngs)
         self.att_keys = nnx.Linear(2 * h, a, rngs=rngs)
         self.att_v = nnx.Param(jax.random.normal(rngs.params(), (a,)) / jnp.sqrt(a))
-        self.cell = GRULayer(e + 2 * h + o, hd, formulation=m.formulation, rngs=rngs)
+        self.cell = GRULayer(e + 2 * h + o, hd, rngs=rngs, **layer_options(m, "gru"))
         self.deep_out = nnx.Linear(hd + 2 * h + e, o, rngs=rngs)
         self.head = nnx.Linear(o, vocab_size, rngs=rngs)
         self.drop = nnx.Dropout(m.dropout, rngs=rngs)
@@ -86,8 +85,7 @@ class RNNSearch(nnx.Module):
     # -------------------------------------------------------------------- decoder
     def _input_proj(self, emb: jax.Array) -> jax.Array:
         """The embedding's share of the GRU input projection, ``E y W_ih[:E] + b_ih``."""
-        e = self.sizes[0]
-        return emb @ self.cell.w_ih[...][:e] + self.cell.b_ih[...]
+        return self.cell.project(emb, features=slice(0, self.sizes[0]))
 
     def _step(self, enc: dict, state, emb, emb_proj):
         """One decoder step from ``(s_{i−1}, o_{i−1})`` and ``E y_{i−1}`` (+ its projection):
@@ -96,9 +94,9 @@ class RNNSearch(nnx.Module):
         e = self.sizes[0]
         c, alpha = additive_attention(self.att_query(s), enc["keys"], enc["ann"], enc["mask"],
                                       self.att_v[...])
-        xp = emb_proj + jnp.concatenate([c, o], axis=-1) @ self.cell.w_ih[...][e:]
-        b_hh = None if self.cell.b_hh is None else self.cell.b_hh[...]
-        s = ops.gru_cell(s, xp, self.cell.w_hh[...], b_hh, self.formulation)
+        xp = emb_proj + self.cell.project(jnp.concatenate([c, o], axis=-1),
+                                          features=slice(e, None), bias=False)
+        s, _ = self.cell.step_projected(xp, s)
         o = jnp.tanh(self.deep_out(jnp.concatenate([s, c, emb], axis=-1)))
         return (s, o), alpha
 
