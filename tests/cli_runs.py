@@ -101,3 +101,48 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
         assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
         assert np.array_equal(a[k], b[k]), f"{k} differs (max |Δ| = " \
             f"{np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)))})"
+
+
+def tiny_echo(steps=30, **fields):
+    """A tiny in-process echo config; ``fields`` override ``section__field=value``."""
+    from grux.train import base_config
+    c = base_config("echo")
+    c.model.hidden, c.batch_size, c.num_train_steps = 16, 8, steps
+    c.task.window, c.task.delay, c.task.eval_windows = 10, 3, 2
+    c.eval.every_steps, c.checkpoint.every_steps, c.log.every_steps = 10, 10, 5
+    c.checkpoint.keep, c.log.tensorboard, c.log.progress = 10, False, False
+    for dotted, v in fields.items():
+        node = c
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node[p]
+        node[leaf] = v
+    return c
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def multihost_runs(tmp_path, *worker_args, devices_per_process: int = 1):
+    """``tests/train/multihost_worker.py`` as 2 processes on 127.0.0.1 and as 1 process with
+    all their devices; returns (the 2 processes' JSON views, the single process's view)."""
+    import json
+    worker = str(ROOT / "tests/train/multihost_worker.py")
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, worker, str(tmp_path / "multi"), str(port), "2",
+                               str(i), *worker_args], env=env(devices_per_process),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=ROOT) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (o, e) in zip(procs, outs):
+        assert p.returncode == 0, e[-4000:]
+    views = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    single = subprocess.run([sys.executable, worker, str(tmp_path / "single"), "0", "1", "0",
+                             *worker_args], env=env(2 * devices_per_process),
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert single.returncode == 0, single.stderr[-4000:]
+    return views, json.loads(single.stdout.strip().splitlines()[-1])

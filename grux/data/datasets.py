@@ -53,7 +53,7 @@ import tensorflow_datasets as tfds
 
 from grux.data.builders import BUILDERS, GruxBuilder
 from grux.data.builders.common import SERIES_FULL_SPLIT, PreparedDataCorruptError, sha256_file
-from grux.data.builders.m4_hourly import HORIZON
+from grux.data.m4 import HOURLY_HORIZON as HORIZON
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 
 DATA_DIR_ENV = "GRUX_DATA_DIR"

@@ -1,14 +1,10 @@
 """Host-side evaluators in the trainer: their metrics join the split's, select the best
 checkpoint and drive early stopping; ``eval.decode_every`` / ``eval.decode_examples`` bound
 their cost; several processes each decode a share and score the gathered whole."""
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from cli_runs import ROOT, env
+from cli_runs import multihost_runs
 from evaluator_task import DecodedAddingTask  # noqa: F401  (registers the task)
 from grux.train import ConfigError, base_config, train_and_evaluate
 from grux.train.writers import read_metrics
@@ -89,28 +85,8 @@ def test_selecting_on_an_evaluator_metric_that_never_runs_is_a_config_error(tmp_
         train_and_evaluate(config(metric="validation/bleu"), str(tmp_path / "b"))
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_decode_shares_and_score_like_one(tmp_path):
-    worker = str(ROOT / "tests/train/multihost_worker.py")
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, worker, str(tmp_path / "multi"), str(port), "2",
-                               str(i), "decoded"], env=env(1), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e[-4000:]
-    views = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
-    single = subprocess.run([sys.executable, worker, str(tmp_path / "single"), "0", "1", "0",
-                             "decoded"], env=env(2), capture_output=True, text=True, cwd=ROOT,
-                            timeout=600)
-    assert single.returncode == 0, single.stderr[-4000:]
-    ref = json.loads(single.stdout.strip().splitlines()[-1])
+    views, ref = multihost_runs(tmp_path, "decoded")
     assert views[0]["final"] == views[1]["final"]
     # each process decoded its half (20 of 40), the score covers all 40
     assert sorted(v["decoded"] for v in views) == [[["test", 0, 20], ["validation", 0, 20]],

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+import cli_runs
 from cli_runs import (ROOT, TINY_ECHO, assert_bitwise_equal, checkpoint_state, env, run,
                       saved_steps, start, wait_for_step)
-from grux.train import base_config, train_and_evaluate
+from grux.train import train_and_evaluate
 from grux.train import checkpoint as checkpoint_module
 from grux.train.errors import (CheckpointMismatchError, CheckpointRestoreError,
                                CheckpointSaveError)
@@ -25,18 +26,8 @@ from grux.train.writers import read_metrics
 
 
 def tiny_echo(steps=40, **fields):
-    c = base_config("echo")
-    c.model.hidden, c.batch_size, c.num_train_steps = 16, 8, steps
-    c.task.window, c.task.delay, c.task.eval_windows = 10, 3, 2
-    c.eval.every_steps, c.checkpoint.every_steps, c.log.every_steps = 10, 5, 5
-    c.checkpoint.keep, c.log.tensorboard, c.log.progress = 3, False, False
-    for dotted, v in fields.items():
-        node = c
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return c
+    return cli_runs.tiny_echo(steps, **{"checkpoint__every_steps": 5, "checkpoint__keep": 3,
+                                        **fields})
 
 
 def data_files(checkpoint_dir: Path) -> list[Path]:

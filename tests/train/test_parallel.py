@@ -1,14 +1,11 @@
 """Data parallelism: the same config on 1 and 8 devices, and on 2 processes × 2 devices
 (jax.distributed on localhost) vs 1 process × 4 devices, trains the same model."""
 import json
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from cli_runs import ROOT, TINY_ECHO, checkpoint_state, env, run
+from cli_runs import TINY_ECHO, checkpoint_state, multihost_runs, run
 from grux.train.writers import read_metrics
 
 DP = [o for o in TINY_ECHO if "dropout" not in o] + [
@@ -49,28 +46,10 @@ def test_batch_not_divisible_by_devices_is_a_config_error(tmp_path):
     assert "config.batch_size=12 is not divisible by the 8 devices" in out.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_on_localhost_agree_with_one(tmp_path):
-    worker = str(ROOT / "tests/train/multihost_worker.py")
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, worker, str(tmp_path / "multi"), str(port), "2",
-                               str(i)], env=env(2), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e[-4000:]
-    views = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    views, ref = multihost_runs(tmp_path, devices_per_process=2)
     assert views[0]["processes"] == 2 and views[0]["devices"] == 4
     assert views[0] == views[1]  # both processes hold the same replicated results
-    single = subprocess.run([sys.executable, worker, str(tmp_path / "single"), "0", "1", "0"],
-                            env=env(4), capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert single.returncode == 0, single.stderr[-4000:]
-    ref = json.loads(single.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(_curve(tmp_path / "multi"), _curve(tmp_path / "single"),
                                rtol=1e-5)
     for split in ref["final"]:

@@ -5,27 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from cli_runs import assert_bitwise_equal, checkpoint_state, saved_steps
+from cli_runs import assert_bitwise_equal, checkpoint_state, saved_steps, tiny_echo
 from grux.tasks.adding import AddingTask
 from grux.tasks.base import register
 from grux.train import NonFiniteLossError, base_config, train_and_evaluate
 from grux.train.errors import CheckpointMismatchError
 from grux.train.writers import read_metrics
-
-
-def tiny_echo(steps=30, **fields):
-    c = base_config("echo")
-    c.model.hidden, c.batch_size, c.num_train_steps = 16, 8, steps
-    c.task.window, c.task.delay, c.task.eval_windows = 10, 3, 2
-    c.eval.every_steps, c.checkpoint.every_steps, c.log.every_steps = 10, 10, 5
-    c.checkpoint.keep, c.log.tensorboard, c.log.progress = 10, False, False
-    for dotted, v in fields.items():
-        node = c
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return c
 
 
 def test_default_task_loss_decreases_and_gru_learns(tmp_path):

@@ -13,8 +13,6 @@ import tensorflow_datasets as tfds
 
 from grux.data.builders.common import GruxBuilder, SourceFile, github_raw, read_csv_rows
 
-from grux.data.m4 import HOURLY_HORIZON as HORIZON
-
 NUM_SERIES = 414
 _M4 = ("Mcompetitions/M4-methods", "6c1067e5a57161249b17289a565178dc7a3fb3ca")
 
