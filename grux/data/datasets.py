@@ -3,8 +3,8 @@
 Names (see :func:`list_datasets`): ``ptb``, ``ptb_char``, ``tiny_shakespeare``,
 ``polyphonic_music/{jsb_chorales,nottingham,musedata,piano_midi}``,
 ``ett/{etth1,etth2,ettm1,ettm2}``, ``weather``, ``m4_hourly``, ``airline_passengers``,
-``multi30k``. A config may also be given alone (``"jsb_chorales"``, ``"etth1"``) or through
-``config=`` (``prepare("ett", config="etth1")``).
+``multi30k``, ``fsdd``. A config may also be given alone (``"jsb_chorales"``, ``"etth1"``) or
+through ``config=`` (``prepare("ett", config="etth1")``).
 
 Directories:
 
@@ -513,3 +513,21 @@ def parallel_text(name: str = "multi30k", split: str = "train", *, data_dir: str
     _require(name, "parallel_text", ("multi30k",))
     _, examples = _read_split(name, split, data_dir, prepared_dir)
     return [{k: _str(v) for k, v in e.items()} for e in examples]
+
+
+def spoken_digits(split: str = "train", *, data_dir: str | None = None,
+                  prepared_dir: str | None = None) -> list[dict[str, Any]]:
+    """Free Spoken Digit Dataset recordings as ``{"audio": int16 (T,), "label": int,
+    "speaker": str, "index": int, "file": str}``, in source order (digit, speaker, index).
+
+    ``audio`` is the WAV's samples at 8 kHz (:data:`grux.data.builders.fsdd.SAMPLE_RATE`),
+    ``label`` the spoken digit 0-9, ``index`` the recording index 0-49, ``file`` the file
+    name ``{digit}_{speaker}_{index}.wav``. ``split``: ``train`` (index 5-49, 2,700) and
+    ``test`` (index 0-4, 300), the official split; ``full`` (also ``all``), every recording
+    (3,000 of 6 speakers), for speaker-independent splits made from ``speaker``.
+    """
+    _, examples = _read_split("fsdd", "full" if split == "all" else split, data_dir,
+                              prepared_dir)
+    return [{"audio": np.asarray(e["audio"], dtype=np.int16), "label": int(e["label"]),
+             "speaker": _str(e["speaker"]), "index": int(e["index"]), "file": _str(e["file"])}
+            for e in examples]
