@@ -45,7 +45,7 @@ def _copy_dataset(data_dir, tmp_path, sub):
 
 def test_list_datasets():
     assert datasets.list_datasets() == [
-        "airline_passengers", "ett/etth1", "ett/etth2", "ett/ettm1", "ett/ettm2", "m4_hourly",
+        "airline_passengers", "ett/etth1", "ett/etth2", "ett/ettm1", "ett/ettm2", "fsdd", "m4_hourly",
         "multi30k", "polyphonic_music/jsb_chorales", "polyphonic_music/musedata",
         "polyphonic_music/nottingham", "polyphonic_music/piano_midi", "ptb", "ptb_char",
         "tiny_shakespeare", "weather"]
@@ -276,7 +276,7 @@ def test_source_urls_are_pinned_raw_github_files(data_dir, tmp_path):
             if s.url_sha256:  # the URL serves the gunzipped local file
                 raw = gzip.decompress((data_dir / s.path).read_bytes())
                 assert hashlib.sha256(raw).hexdigest() == s.url_sha256
-    assert n == 1 + 4 + 2 + 18 + 4 + 3 + 3 + 1 + 1
+    assert n == 1 + 4 + 2 + 18 + 4 + 3 + 3 + 1 + 1 + 3000  # + the FSDD recordings
 
 
 def test_unknown_names_and_wrong_readers_are_clear_errors(kw):
