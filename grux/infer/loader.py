@@ -18,11 +18,26 @@ import ml_collections
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The workdir's ``config.json`` over the current defaults of its task, so a run saved
+    before a field was added (e.g. ``model.dtype``) loads with that field's default."""
     path = os.path.join(workdir, "config.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: is {workdir} a grux training workdir?")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    from grux.train.config import base_config
+    name = saved.get("task", {}).get("name")
+    if name is None:
+        raise ValueError(f"{path} has no task.name: is {workdir} a grux training workdir?")
+    return ml_collections.ConfigDict(_merged(base_config(name).to_dict(), saved))
+
+
+def _merged(defaults: dict, saved: dict) -> dict:
+    out = dict(defaults)
+    for k, v in saved.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k),
+                                                                             dict) else v
+    return out
 
 
 def load_trained(workdir: str, which: str | int = "best", task_name: str | None = None):
@@ -88,8 +103,11 @@ def add_io_flags(parser: argparse.ArgumentParser, input_help: str = "") -> None:
 def load_or_exit(prog: str, args: argparse.Namespace, task_name: str):
     """:func:`load_trained` for a command: a failure is one line ``prog: error: ...`` and
     exit status 1."""
+    from absl import logging
+
     from grux.data.builders.common import DataError
     from grux.train.errors import CheckpointMismatchError, CheckpointRestoreError
+    logging.set_verbosity(logging.ERROR)  # orbax warns that a read-only manager is read-only
     try:
         return load_trained(args.workdir, args.checkpoint, task_name=task_name)
     except (FileNotFoundError, ValueError, CheckpointRestoreError, CheckpointMismatchError,

@@ -345,3 +345,15 @@ def test_corrupt_source_data_is_one_line_naming_the_file(tmp_path, data_dir):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 1 and len(lines) == 1, out.stderr[-3000:]
     assert f"checksum mismatch for source file {csv}" in lines[0]
+
+
+def test_inference_loads_a_workdir_saved_before_fields_were_added(tmp_path, reference):
+    wd = copy_of(reference[1], tmp_path)
+    config = json.loads((wd / "config.json").read_text())
+    for field in ("dtype", "unroll", "remat", "backward"):
+        del config["model"][field]
+    del config["eval"]["decode_every"]
+    (wd / "config.json").write_text(json.dumps(config))
+    task, _, step = load_trained(str(wd), "latest")
+    assert step == 40 and task.config.model.dtype == "float32"
+    assert task.config.eval.decode_every == 1
