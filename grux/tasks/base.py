@@ -170,6 +170,20 @@ def task_names() -> list[str]:
 SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
 
 
+def length_sorted_stream(examples: list, length, batch_size: int, pad,
+                         process_index: int, process_count: int) -> BatchStream:
+    """A finite evaluation stream of ``examples`` sorted by ``length(example)`` (so similar
+    lengths share a batch and little is padded), batch ``i`` = ``pad(examples of batch i,
+    batch_size)`` (a short last batch is padded to full size by ``pad``)."""
+    ordered = sorted(examples, key=length)
+
+    def global_batch(i):
+        return pad(ordered[i * batch_size:(i + 1) * batch_size], batch_size)
+
+    return BatchStream(global_batch, batch_size, -(-len(ordered) // batch_size),
+                       process_index=process_index, process_count=process_count)
+
+
 class GeneratedTask(Task):
     """A task whose batches are generated, needing no files: global batch ``i`` of ``split``
     is ``make_batch(seeded_rng(seed, SPLIT_IDS[split], i), batch_size)``, so every split is

@@ -34,7 +34,7 @@ from flax import nnx
 from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream, seeded_rng
 from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
-from grux.tasks.base import Task, register, weighted
+from grux.tasks.base import Task, length_sorted_stream, register, weighted
 
 DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
 KEYS = 88
@@ -141,18 +141,9 @@ class MusicTask(Task):
                            process_count=process_count)
 
     def eval_streams(self, batch_size, process_index, process_count):
-        streams = {}
-        for split in ("validation", "test"):
-            rolls = sorted(self.rolls(split), key=len)  # similar lengths share a batch
-            n = -(-len(rolls) // batch_size)
-
-            def global_batch(i, rolls=rolls):
-                return pad_batch(rolls[i * batch_size:(i + 1) * batch_size], batch_size)
-
-            streams[split] = BatchStream(global_batch, batch_size, n,
-                                         process_index=process_index,
-                                         process_count=process_count)
-        return streams
+        return {split: length_sorted_stream(self.rolls(split), len, batch_size, pad_batch,
+                                            process_index, process_count)
+                for split in ("validation", "test")}
 
     def loss(self, model, batch, *, rng, carry, train):
         logits = model(batch["inputs"], batch["mask"], rngs=rng if train else None)

@@ -20,7 +20,7 @@ from flax import nnx
 
 from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream, seeded_rng
-from grux.tasks.base import Task, register, weighted
+from grux.tasks.base import Task, length_sorted_stream, register, weighted
 from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
 from grux.tasks.speech.features import FeatureSpec, log_mel, spec_augment
 
@@ -143,19 +143,12 @@ class SpokenDigitTask(Task):
                            process_count=process_count)
 
     def eval_streams(self, batch_size, process_index, process_count):
-        streams = {}
-        for split in ("validation", "test"):
-            data = sorted(self.split(split), key=lambda e: len(e["audio"]))
-            n = -(-len(data) // batch_size)
-
-            def global_batch(i, data=data):
-                return pad_audio(data[i * batch_size:(i + 1) * batch_size], batch_size,
-                                 self.config.task.bucket_samples)
-
-            streams[split] = BatchStream(global_batch, batch_size, n,
-                                         process_index=process_index,
-                                         process_count=process_count)
-        return streams
+        bucket = self.config.task.bucket_samples
+        return {split: length_sorted_stream(self.split(split), lambda e: len(e["audio"]),
+                                            batch_size,
+                                            lambda rows, n: pad_audio(rows, n, bucket),
+                                            process_index, process_count)
+                for split in ("validation", "test")}
 
     def loss(self, model, batch, *, rng, carry, train):
         logits = model(batch["audio"], batch["lengths"], rngs=rng if train else None)
