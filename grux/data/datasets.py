@@ -3,8 +3,8 @@
 Names (see :func:`list_datasets`): ``ptb``, ``ptb_char``, ``tiny_shakespeare``,
 ``polyphonic_music/{jsb_chorales,nottingham,musedata,piano_midi}``,
 ``ett/{etth1,etth2,ettm1,ettm2}``, ``weather``, ``m4_hourly``, ``airline_passengers``,
-``multi30k``, ``fsdd``. A config may also be given alone (``"jsb_chorales"``, ``"etth1"``) or
-through ``config=`` (``prepare("ett", config="etth1")``).
+``multi30k``, ``fsdd``, ``librispeech``. A config may also be given alone (``"jsb_chorales"``,
+``"etth1"``) or through ``config=`` (``prepare("ett", config="etth1")``).
 
 Directories:
 
@@ -53,6 +53,7 @@ import tensorflow_datasets as tfds
 
 from grux.data.builders import BUILDERS, GruxBuilder
 from grux.data.builders.common import SERIES_FULL_SPLIT, PreparedDataCorruptError, sha256_file
+from grux.data.builders.librispeech import SPLIT_OF_FOLDER as LIBRISPEECH_SPLIT_OF_FOLDER
 from grux.data.m4 import HOURLY_HORIZON as HORIZON
 from grux.data.paths import resolve_data_dir, resolve_tfds_dir
 
@@ -530,4 +531,34 @@ def spoken_digits(split: str = "train", *, data_dir: str | None = None,
                               prepared_dir)
     return [{"audio": np.asarray(e["audio"], dtype=np.int16), "label": int(e["label"]),
              "speaker": _str(e["speaker"]), "index": int(e["index"]), "file": _str(e["file"])}
+            for e in examples]
+
+
+def librispeech(split: str = "train_clean100", *, data_dir: str | None = None,
+                prepared_dir: str | None = None) -> list[dict[str, Any]]:
+    """LibriSpeech utterances as ``{"audio": int16 (T,), "text": str, "speaker": int,
+    "chapter": int, "id": str}``, in source order (speaker, chapter, utterance).
+
+    ``audio`` is the FLAC's samples at 16 kHz (:data:`grux.data.builders.librispeech.
+    SAMPLE_RATE`), ``text`` the transcript as in the corpus (upper case, apostrophes),
+    ``id`` ``<speaker>-<chapter>-<utterance>`` (e.g. ``84-121123-0000``). ``split``, one per
+    corpus subset (the corpus folder name, e.g. ``train-clean-100``, is accepted too); the
+    splits are speaker-disjoint by the corpus's design:
+
+    * ``train_clean100``: 28,539 utterances, 100.6 h, 251 speakers;
+    * ``train_clean360``: 104,014 utterances, 363.6 h, 921 speakers;
+    * ``train_other500``: 148,688 utterances, 496.7 h, 1,166 speakers;
+    * ``dev_clean`` 2,703 / 5.4 h, ``dev_other`` 2,864 / 5.3 h, ``test_clean`` 2,620 / 5.4 h,
+      ``test_other`` 2,939 / 5.1 h (40, 33, 40 and 33 speakers).
+
+    The whole split is read into memory: about 115 MB per hour of audio (``train_clean100``
+    ~11.6 GB, a dev or test split ~0.6 GB). For the training subsets, read examples on demand
+    from ``prepare("librispeech").as_data_source(split)`` instead. Preparing needs all seven
+    subsets: extracted under ``<data_dir>/LibriSpeech/`` (no network), or, without a data
+    dir, the archives are downloaded (~61 GB; see :mod:`grux.data.builders.librispeech`).
+    """
+    _, examples = _read_split("librispeech", LIBRISPEECH_SPLIT_OF_FOLDER.get(split, split),
+                              data_dir, prepared_dir)
+    return [{"audio": np.asarray(e["audio"], dtype=np.int16), "text": _str(e["text"]),
+             "speaker": int(e["speaker"]), "chapter": int(e["chapter"]), "id": _str(e["id"])}
             for e in examples]

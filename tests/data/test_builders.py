@@ -45,10 +45,10 @@ def _copy_dataset(data_dir, tmp_path, sub):
 
 def test_list_datasets():
     assert datasets.list_datasets() == [
-        "airline_passengers", "ett/etth1", "ett/etth2", "ett/ettm1", "ett/ettm2", "fsdd", "m4_hourly",
-        "multi30k", "polyphonic_music/jsb_chorales", "polyphonic_music/musedata",
-        "polyphonic_music/nottingham", "polyphonic_music/piano_midi", "ptb", "ptb_char",
-        "tiny_shakespeare", "weather"]
+        "airline_passengers", "ett/etth1", "ett/etth2", "ett/ettm1", "ett/ettm2", "fsdd",
+        "librispeech", "m4_hourly", "multi30k", "polyphonic_music/jsb_chorales",
+        "polyphonic_music/musedata", "polyphonic_music/nottingham", "polyphonic_music/piano_midi",
+        "ptb", "ptb_char", "tiny_shakespeare", "weather"]
 
 
 @pytest.mark.parametrize("split,lines,tokens", [
@@ -263,11 +263,17 @@ def test_download_path_fetches_canonical_urls_and_checks_them(data_dir, tmp_path
 
 
 def test_source_urls_are_pinned_raw_github_files(data_dir, tmp_path):
+    """Every source is a file of shared/data with a pinned raw GitHub URL, except LibriSpeech's
+    seven OpenSLR archives (a data root holds them extracted; see test_librispeech.py)."""
     pinned = re.compile(r"^https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/")
+    openslr = re.compile(r"^https://www\.openslr\.org/resources/12/[a-z0-9-]+\.tar\.gz$")
     n = 0
     for name in datasets.list_datasets():
         for s in datasets.get_builder(name, prepared_dir=str(tmp_path)).source_files().values():
             n += 1
+            if name == "librispeech":
+                assert openslr.match(s.url) and re.fullmatch(r"[0-9a-f]{64}", s.sha256), s
+                continue
             assert pinned.match(s.url), s.url
             local_name = Path(s.path).name
             assert Path(s.url).name == (local_name.removesuffix(".gz") if s.url_sha256
@@ -276,7 +282,7 @@ def test_source_urls_are_pinned_raw_github_files(data_dir, tmp_path):
             if s.url_sha256:  # the URL serves the gunzipped local file
                 raw = gzip.decompress((data_dir / s.path).read_bytes())
                 assert hashlib.sha256(raw).hexdigest() == s.url_sha256
-    assert n == 1 + 4 + 2 + 18 + 4 + 3 + 3 + 1 + 1 + 3000  # + the FSDD recordings
+    assert n == 1 + 4 + 2 + 18 + 4 + 3 + 3 + 1 + 1 + 3000 + 7  # + FSDD, LibriSpeech
 
 
 def test_unknown_names_and_wrong_readers_are_clear_errors(kw):

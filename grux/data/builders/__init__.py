@@ -8,6 +8,7 @@ from grux.data.builders.common import (DataError, GruxBuilder, MissingSourceFile
                                       SourceFileError)
 from grux.data.builders.ett import Ett
 from grux.data.builders.fsdd import Fsdd
+from grux.data.builders.librispeech import Librispeech
 from grux.data.builders.m4_hourly import M4Hourly
 from grux.data.builders.multi30k import Multi30k
 from grux.data.builders.polyphonic_music import PolyphonicMusic
@@ -17,10 +18,10 @@ from grux.data.builders.tiny_shakespeare import TinyShakespeare
 from grux.data.builders.weather import Weather
 
 BUILDERS: dict[str, type[GruxBuilder]] = {cls.name: cls for cls in (
-    AirlinePassengers, Ett, Fsdd, M4Hourly, Multi30k, PolyphonicMusic, Ptb, PtbChar,
-    TinyShakespeare, Weather)}
+    AirlinePassengers, Ett, Fsdd, Librispeech, M4Hourly, Multi30k, PolyphonicMusic, Ptb,
+    PtbChar, TinyShakespeare, Weather)}
 
 __all__ = ["BUILDERS", "DataError", "GruxBuilder", "MissingSourceFileError",
            "PreparedDataCorruptError", "SourceChecksumError", "SourceFile", "SourceFileError",
-           "AirlinePassengers", "Ett", "Fsdd", "M4Hourly", "Multi30k", "PolyphonicMusic", "Ptb",
-           "PtbChar", "TinyShakespeare", "Weather"]
+           "AirlinePassengers", "Ett", "Fsdd", "Librispeech", "M4Hourly", "Multi30k",
+           "PolyphonicMusic", "Ptb", "PtbChar", "TinyShakespeare", "Weather"]
