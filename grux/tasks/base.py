@@ -184,6 +184,47 @@ def length_sorted_stream(examples: list, length, batch_size: int, pad,
                        process_index=process_index, process_count=process_count)
 
 
+def length_bucketed_stream(examples: list, length, batch_size: int, pad, seed: int,
+                           process_index: int, process_count: int, *,
+                           chunk_batches: int = 20) -> BatchStream:
+    """An endless training stream of shuffled epochs whose batches hold similar lengths.
+
+    Epoch ``e`` shuffles ``examples`` with ``seeded_rng(seed, 0, e)``, cuts the order into
+    chunks of ``chunk_batches`` batches, sorts each chunk by ``length(example)`` and splits it
+    into batches, and plays the epoch's batches in a shuffled order (a partial last batch is
+    dropped). Every example is seen once per epoch, as with plain shuffling, but a batch is
+    padded to its own longest member rather than to one of the longest in the set, which for
+    recordings of 0.1-2.3 s is several times less padded work. Batch ``i`` depends only on
+    ``(seed, i)``, so the stream resumes from its position."""
+    per_epoch = len(examples) // batch_size
+    if per_epoch < 1:
+        raise ValueError(f"{len(examples)} training examples make no batch of {batch_size}")
+    lengths = np.asarray([length(e) for e in examples])
+    chunk = chunk_batches * batch_size
+
+    def epoch_batches(epoch: int) -> list[np.ndarray]:
+        rng = seeded_rng(seed, 0, epoch)
+        order = rng.permutation(len(examples))[:per_epoch * batch_size]
+        batches = []
+        for lo in range(0, len(order), chunk):
+            part = order[lo:lo + chunk]
+            part = part[np.argsort(lengths[part], kind="stable")]
+            batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+        return [batches[k] for k in rng.permutation(len(batches))]
+
+    cache: dict[int, list[np.ndarray]] = {}
+
+    def global_batch(i: int):
+        epoch, j = divmod(i, per_epoch)
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = epoch_batches(epoch)
+        return pad([examples[k] for k in cache[epoch][j]], batch_size)
+
+    return BatchStream(global_batch, batch_size, None, process_index=process_index,
+                       process_count=process_count)
+
+
 class GeneratedTask(Task):
     """A task whose batches are generated, needing no files: global batch ``i`` of ``split``
     is ``make_batch(seeded_rng(seed, SPLIT_IDS[split], i), batch_size)``, so every split is

@@ -360,3 +360,15 @@ def test_an_archive_that_cannot_be_extracted_is_named(tmp_path, monkeypatch):
         _builder_class((subset,))(data_dir=str(tmp_path / "p")).download_and_prepare()
     assert "cannot extract archive" in _one_line(err)
     assert not list((tmp_path / "p" / "downloads" / "extracted").iterdir())
+
+
+def test_prepare_all_leaves_librispeech_out(capsys):
+    """'grux-data prepare all' must not start a 61 GB download or fail for want of it."""
+    import argparse
+
+    from grux.data import cli
+    names = cli._names(argparse.Namespace(name="all", config=None, command="prepare"))
+    assert "librispeech" not in names and "fsdd" in names
+    assert "librispeech" in capsys.readouterr().out
+    assert "librispeech" in cli._names(argparse.Namespace(name="all", config=None,
+                                                          command="verify"))

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from grux.tasks.speech import ctc
-from grux.tasks.speech.features import FeatureSpec, log_mel, mel_filterbank, spec_augment
+from grux.tasks.speech.features import (FeatureSpec, log_mel, mel_filterbank, resample,
+                                        spec_augment, speed_perturb)
 
 
 def numpy_log_mel(x, spec: FeatureSpec):
@@ -51,6 +52,26 @@ def test_log_mel_matches_numpy_and_padding_changes_nothing(rng):
         assert float(jnp.abs(feats[b, len(want):]).max(initial=0.0)) == 0.0
         alone, _ = log_mel(audio[b:b + 1, :n], jnp.asarray([n]), spec)
         np.testing.assert_allclose(feats[b, :len(want)], alone[0], rtol=1e-4, atol=1e-4)
+
+
+def test_resample_equals_numpy_interpolation(rng):
+    lengths = np.array([1000, 377, 1, 999])
+    audio = rng.integers(-30000, 30000, size=(4, 1000)).astype(np.int16)
+    alpha = np.array([0.9, 1.13, 1.0, 1.2], np.float32)
+    y, n = jax.jit(resample, static_argnums=3)(audio, lengths, alpha, 1200)
+    for b in range(4):
+        x = audio[b, :lengths[b]] / 32768.0
+        want_n = int(np.floor((lengths[b] - 1) / np.float32(alpha[b]))) + 1
+        assert int(n[b]) == want_n
+        pos = np.arange(want_n, dtype=np.float32) * np.float32(alpha[b])  # as in float32
+        np.testing.assert_allclose(y[b, :want_n], np.interp(pos, np.arange(len(x)), x),
+                                   atol=1e-5)
+        assert float(jnp.abs(y[b, want_n:]).max(initial=0.0)) == 0.0
+    # random speeds stay in range and a slowed-down utterance is never cut
+    y, n = speed_perturb(audio, lengths, jax.random.key(0), 0.8, 1.25)
+    assert y.shape == (4, 1250)
+    assert np.all(np.asarray(n) >= np.floor((lengths - 1) / 1.25) + 1)
+    assert np.all(np.asarray(n) <= np.floor((lengths - 1) / 0.8) + 1)
 
 
 def test_mel_filterbank_triangles():
@@ -106,6 +127,27 @@ def test_ctc_loss_equals_brute_force_over_alignments(rng):
     for b in range(4):
         want = brute_force_nll(lp[b, :frames[b]], labels[b, :label_lengths[b]])
         assert float(got[b]) == pytest.approx(want, rel=1e-4), b
+
+
+def test_ctc_loss_gradient_empty_and_impossible_labels(rng):
+    """Gradients against optax's independent implementation; an empty label sequence is the
+    all-blank path; more labels than frames is (about) impossible, with finite gradients."""
+    import optax
+    logits = jnp.asarray(rng.normal(size=(3, 6, 4)), jnp.float32)
+    labels = jnp.asarray([[1, 3, 3], [2, 0, 0], [0, 0, 0]])
+    lengths = jnp.asarray([3, 1, 0])
+    mask = jnp.asarray(np.arange(6)[None] < np.array([[6], [4], [5]]), jnp.float32)
+    pad = (jnp.arange(3)[None] >= lengths[:, None]).astype(jnp.float32)
+    ours = jax.grad(lambda x: ctc.ctc_loss(x, mask, labels, lengths).sum())(logits)
+    theirs = jax.grad(lambda x: optax.ctc_loss(x, 1 - mask, labels, pad).sum())(logits)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    lp = jax.nn.log_softmax(logits, -1)
+    empty = ctc.ctc_loss(logits, mask, labels, lengths)[2]
+    assert float(empty) == pytest.approx(-float(lp[2, :5, 0].sum()), rel=1e-5)
+    short = jnp.asarray(np.arange(6)[None] < 2, jnp.float32)    # 2 frames for 3 labels
+    loss, grad = jax.value_and_grad(
+        lambda x: ctc.ctc_loss(x, short, labels[:1], lengths[:1]).sum())(logits[:1])
+    assert float(loss) > 1e29 and bool(jnp.all(jnp.isfinite(grad)))
 
 
 def test_greedy_decoding_by_hand():
@@ -169,15 +211,15 @@ def test_digit_splits_official_and_speaker_independent(data_dir):
 def test_digit_model_padding_never_changes_the_logits(data_dir):
     from flax import nnx
 
-    from grux.tasks.speech.digits import SpokenDigitTask, pad_audio
+    from grux.tasks.speech.digits import SpokenDigitTask, pad_examples
     task = SpokenDigitTask(digit_config(data_dir, bucket_samples=500))
     model = task.build_model(nnx.Rngs(0))
     examples = task.split("test")[:5]
     run = nnx.jit(lambda m, a, n: m(a, n))
-    batch = pad_audio(examples, 8, 500)
+    batch = pad_examples(examples, 8, 500)
     together = run(model, jnp.asarray(batch["audio"]), jnp.asarray(batch["lengths"]))
     for i, e in enumerate(examples):
-        alone = pad_audio([e], 1, 1)
+        alone = pad_examples([e], 1, 1)
         logits = run(model, jnp.asarray(alone["audio"]), jnp.asarray(alone["lengths"]))
         np.testing.assert_allclose(together[i], logits[0], rtol=2e-4, atol=2e-5)
 

@@ -4,7 +4,7 @@ and host-side decoding.
 Labels ``1 … K−1``, blank ``0``. A path ``π`` (one symbol per frame) maps to a label
 sequence by merging repeats and then dropping blanks; ``p(y|x) = Σ_{π → y} Π_t p_t(π_t)``.
 
-* :func:`ctc_loss`: ``−log p(y|x)`` per utterance with optax's forward algorithm, frame and
+* :func:`ctc_loss`: ``−log p(y|x)`` per utterance by the forward algorithm, frame and
   label lengths respected (padding never scored).
 * :func:`greedy_decode`: the most likely path, merged (best-path decoding).
 * :func:`prefix_beam_search`: CTC prefix beam search over label prefixes, each carried with
@@ -13,20 +13,55 @@ sequence by merging repeats and then dropping blanks; ``p(y|x) = Σ_{π → y} �
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 BLANK = 0
 
 
+NEG = -1e30   # log 0, finite so that gradients of impossible paths stay 0 rather than NaN
+
+
 def ctc_loss(logits, frame_mask, labels, label_lengths):
     """``−log p(labels | x)`` per utterance, ``(B,)``. ``logits (B, T, K)``, ``frame_mask
-    (B, T)`` 1 on real frames, ``labels (B, N)`` right-padded, ``label_lengths (B,)``."""
+    (B, T)`` 1 on real frames (a prefix), ``labels (B, N)`` right-padded, ``label_lengths
+    (B,)``.
+
+    The forward algorithm (Graves et al. 2006, eq. 5-8) over the extended label sequence
+    ``z = (∅, y₁, ∅, y₂, …, y_L, ∅)`` of ``S = 2N + 1`` symbols, in log space:
+    ``α₀(s) = log p₀(z_s)`` for ``s < 2``; ``α_t(s) = log p_t(z_s) + logsumexp(α_{t−1}(s),
+    α_{t−1}(s−1), α_{t−1}(s−2) if z_s ≠ ∅ and z_s ≠ z_{s−2})``; frames beyond an
+    utterance's length leave ``α`` unchanged; ``−log p = −logsumexp(α(2L), α(2L−1))``.
+    Written here rather than taken from optax because optax's scan starts from a constant
+    carry, which ``shard_map``'s varying-axis check rejects; this one starts from the data.
+    An impossible alignment (fewer frames than labels need) gives a loss of about 1e30."""
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    b, t, _ = logp.shape
     n = labels.shape[1]
-    label_pad = (jnp.arange(n)[None] >= label_lengths[:, None]).astype(jnp.float32)
-    return optax.ctc_loss(logits.astype(jnp.float32), 1.0 - frame_mask.astype(jnp.float32),
-                          labels, label_pad, blank_id=BLANK)
+    s = 2 * n + 1
+    z = jnp.zeros((b, s), labels.dtype).at[:, 1::2].set(labels)
+    lp = jnp.take_along_axis(logp, jnp.broadcast_to(z[:, None, :], (b, t, s)), axis=2)
+    pos = jnp.arange(s)[None]
+    skip = (pos % 2 == 1) & (pos >= 3)
+    skip = skip & (z != jnp.roll(z, 2, axis=1))           # y_k ≠ y_{k−1}: may skip the blank
+    alpha0 = jnp.where(pos < 2, lp[:, 0], NEG)
+    shift = lambda a, k: jnp.pad(a, ((0, 0), (k, 0)), constant_values=NEG)[:, :s]  # noqa: E731
+
+    def step(alpha, inputs):
+        lp_t, real = inputs
+        prev = jnp.logaddexp(alpha, shift(alpha, 1))
+        prev = jnp.where(skip, jnp.logaddexp(prev, shift(alpha, 2)), prev)
+        new = jnp.maximum(prev + lp_t, NEG)
+        return jnp.where(real[:, None] > 0, new, alpha), None
+
+    mask = frame_mask.astype(jnp.float32)
+    alpha, _ = jax.lax.scan(step, alpha0, (jnp.swapaxes(lp[:, 1:], 0, 1), mask[:, 1:].T))
+    end = 2 * label_lengths[:, None]
+    last = jnp.take_along_axis(alpha, end, 1)[:, 0]
+    before = jnp.where(label_lengths > 0,
+                       jnp.take_along_axis(alpha, jnp.maximum(end - 1, 0), 1)[:, 0], NEG)
+    return -jnp.logaddexp(last, before)
 
 
 def collapse(path) -> list[int]:

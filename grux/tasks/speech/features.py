@@ -11,8 +11,12 @@ For a batch ``audio (B, N)`` (padded with anything) and ``lengths (B,)``:
 4. ``mel_bins`` triangular filters equally spaced on the HTK mel scale
    ``m(f) = 2595·log10(1 + f/700)`` between ``fmin`` and ``fmax`` (default: rate / 2);
 5. ``log(mel energy + 1e-6)``;
-6. per-utterance normalisation: each bin's mean and standard deviation over the utterance's
-   own frames (padding frames excluded, and set to 0).
+6. per-utterance normalisation (``normalize``): each bin's mean (``"mean"``) or mean and
+   standard deviation (``"meanvar"``, the default) over the utterance's own frames removed
+   (padding frames excluded, and set to 0); ``"none"`` keeps the log energies.
+
+:func:`speed_perturb` resamples each waveform by a random factor (Ko et al. 2015), which
+changes tempo, pitch and formant frequencies together, a cheap stand-in for new speakers.
 
 :func:`spec_augment` masks (Park et al. 2019) ``freq_masks`` bands of up to ``freq_width``
 bins and ``time_masks`` spans of up to ``time_width`` frames (at most ``max_time_fraction``
@@ -38,7 +42,7 @@ class FeatureSpec:
     fmin: float = 20.0
     fmax: float = 0.0          # 0: rate / 2
     preemphasis: float = 0.97
-    normalize: bool = True
+    normalize: str = "meanvar"   # per utterance: "meanvar", "mean" or "none"
 
     @property
     def window(self) -> int:
@@ -105,11 +109,16 @@ def log_mel(audio: jax.Array, lengths: jax.Array, spec: FeatureSpec
     mel = jnp.log(power @ jnp.asarray(mel_filterbank(spec)) + LOG_FLOOR)
     mask = jnp.arange(frames)[None] < spec.num_frames(lengths.astype(jnp.int32))[:, None]
     m = mask[..., None].astype(mel.dtype)
-    if spec.normalize:
+    if spec.normalize not in ("meanvar", "mean", "none"):
+        raise ValueError(f"normalize must be 'meanvar', 'mean' or 'none', got "
+                         f"{spec.normalize!r}")
+    if spec.normalize != "none":
         count = jnp.maximum(m.sum(1, keepdims=True), 1.0)
         mean = (mel * m).sum(1, keepdims=True) / count
-        var = (((mel - mean) * m) ** 2).sum(1, keepdims=True) / count
-        mel = (mel - mean) / jnp.sqrt(var + 1e-5)
+        mel = mel - mean
+        if spec.normalize == "meanvar":
+            var = ((mel * m) ** 2).sum(1, keepdims=True) / count
+            mel = mel / jnp.sqrt(var + 1e-5)
     return mel * m, mask
 
 
@@ -140,3 +149,62 @@ def spec_augment(features: jax.Array, mask: jax.Array, key: jax.Array, *,
         out = jnp.where(span[..., None], 0.0, out)
     return out
 
+
+
+def resample(audio: jax.Array, lengths: jax.Array, alpha: jax.Array, width: int
+             ) -> tuple[jax.Array, jax.Array]:
+    """Row ``b`` of ``audio (B, N)`` played at speed ``alpha[b]`` (``> 1`` faster):
+    ``y_j = x(j·α)`` by linear interpolation between neighbouring samples, for
+    ``j < ⌊(n − 1)/α⌋ + 1`` (``n`` the row's length, at most ``width``); zeros beyond.
+    Returns float samples (int16 scaled to [-1, 1)) ``(B, width)`` and the new lengths."""
+    x = audio.astype(jnp.float32)
+    if jnp.issubdtype(audio.dtype, jnp.integer):
+        x = x / 32768.0
+    alpha = jnp.asarray(alpha, jnp.float32)[:, None]
+    last = jnp.maximum(lengths[:, None] - 1, 0).astype(jnp.float32)
+    new_lengths = jnp.minimum(jnp.floor(last / alpha).astype(jnp.int32) + 1, width)[:, 0]
+    pos = jnp.minimum(jnp.arange(width, dtype=jnp.float32)[None] * alpha, last)
+    i0 = jnp.floor(pos).astype(jnp.int32)
+    frac = pos - i0
+    i1 = jnp.minimum(i0 + 1, last.astype(jnp.int32))
+    y = jnp.take_along_axis(x, i0, 1) * (1 - frac) + jnp.take_along_axis(x, i1, 1) * frac
+    valid = jnp.arange(width)[None] < new_lengths[:, None]
+    return jnp.where(valid, y, 0.0), new_lengths
+
+
+def speed_perturb(audio: jax.Array, lengths: jax.Array, key: jax.Array, low: float,
+                  high: float) -> tuple[jax.Array, jax.Array]:
+    """:func:`resample` each row of ``audio (B, N)`` at a speed ``α ~ U[low, high]``, to
+    width ``⌈N / low⌉`` (nothing is cut). No anti-aliasing filter: for ``α ≤ 1.2`` only the
+    top ~17 % of the band folds back, well inside what log-mel features smear anyway."""
+    alpha = jax.random.uniform(key, (audio.shape[0],), minval=low, maxval=high)
+    return resample(audio, lengths, alpha, int(np.ceil(audio.shape[1] / low)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """Training-time augmentation: speed perturbation in ``[speed_min, speed_max]`` (off at
+    1, 1) on the waveform, then SpecAugment masks on the features (0 masks: off)."""
+    speed_min: float = 1.0
+    speed_max: float = 1.0
+    freq_masks: int = 0
+    freq_width: int = 0
+    time_masks: int = 0
+    time_width: int = 0
+
+
+def speech_features(audio: jax.Array, lengths: jax.Array, spec: FeatureSpec,
+                    augment: Augment, key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
+    """The front end every speech model shares: ``(features (B, F, mel_bins), frame_mask)``
+    of padded ``audio`` with ``lengths``, augmented with ``augment`` when ``key`` is given
+    (training) and not otherwise (evaluation, inference)."""
+    if key is None:
+        return log_mel(audio, lengths, spec)
+    k_speed, k_mask = jax.random.split(key)
+    if (augment.speed_min, augment.speed_max) != (1.0, 1.0):
+        audio, lengths = speed_perturb(audio, lengths, k_speed, augment.speed_min,
+                                       augment.speed_max)
+    feats, mask = log_mel(audio, lengths, spec)
+    masks = dict(freq_masks=augment.freq_masks, freq_width=augment.freq_width,
+                 time_masks=augment.time_masks, time_width=augment.time_width)
+    return spec_augment(feats, mask, k_mask, **masks), mask
