@@ -48,19 +48,24 @@ def pools(recordings: list[dict]) -> dict[str, list[list[np.ndarray]]]:
 
 def make_utterance(rng: np.random.Generator, by_speaker: dict, t: ml_collections.ConfigDict
                    ) -> dict:
-    """One generated utterance (module docstring): ``audio`` int16, ``labels``, ``speaker``."""
+    """One generated utterance (module docstring): ``audio`` int16, ``labels``, ``speaker``
+    and ``segments``, the ``(start, end)`` samples of each digit's recording."""
     speakers = sorted(by_speaker)
     speaker = speakers[rng.integers(len(speakers))]
     n = int(rng.integers(t.min_digits, t.max_digits + 1))
     digits = rng.integers(0, 10, size=n)
     ms = lambda lo, hi: int(rng.uniform(lo, hi) * RATE / 1000)  # noqa: E731
     parts = [np.zeros(ms(*SILENCE_MS))]
+    segments, at = [], len(parts[0])
     for i, d in enumerate(digits):
         if i:
             parts.append(np.zeros(ms(t.pause_min_ms, t.pause_max_ms)))
+            at += len(parts[-1])
         choices = by_speaker[speaker][d]
         gain = 10.0 ** (rng.uniform(-t.level_db, t.level_db) / 20.0)
         parts.append(choices[rng.integers(len(choices))].astype(np.float64) * gain)
+        segments.append((at, at + len(parts[-1])))
+        at += len(parts[-1])
     parts.append(np.zeros(ms(*SILENCE_MS)))
     audio = np.concatenate(parts)
     if rng.uniform() < t.noise_prob:
@@ -72,7 +77,7 @@ def make_utterance(rng: np.random.Generator, by_speaker: dict, t: ml_collections
         std = DITHER
     audio = audio + rng.normal(0.0, std, size=audio.shape)
     return {"audio": as_int16(audio), "labels": [int(d) + 1 for d in digits],
-            "speaker": speaker}
+            "speaker": speaker, "segments": segments}
 
 
 @register
@@ -122,12 +127,20 @@ class ConnectedDigitsTask(CtcTask):
 
     def __init__(self, config):
         super().__init__(config)
-        self._pools: dict | None = None
+        self._recordings: dict[str, list[dict]] | None = None
+        self._pools: dict[str, dict] = {}
         self._examples: dict[str, list[dict]] = {}
 
+    def split_recordings(self, split: str) -> list[dict]:
+        """The FSDD recordings utterances of ``split`` are made of."""
+        if self._recordings is None:
+            self._recordings = fsdd_splits(self.config)
+        return self._recordings[split]
+
     def pool(self, split: str) -> dict:
-        if self._pools is None:
-            self._pools = {s: pools(r) for s, r in fsdd_splits(self.config).items()}
+        """``speaker → [recordings of digit 0, …, 9]`` of ``split``."""
+        if split not in self._pools:
+            self._pools[split] = pools(self.split_recordings(split))
         return self._pools[split]
 
     def utterance(self, split: str, index: int, seed: int) -> dict:

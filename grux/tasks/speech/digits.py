@@ -87,6 +87,8 @@ class DigitClassifier(nnx.Module):
 class SpokenDigitTask(Task):
     name = "spoken_digits"
     unit = "utt"
+    rate = RATE
+    words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
     @staticmethod
     def default_config() -> ml_collections.ConfigDict:
@@ -142,6 +144,10 @@ class SpokenDigitTask(Task):
         correct = jnp.argmax(logits, -1) == batch["label"]
         w = batch["weight"]
         return {"loss": weighted(nll, w), "accuracy": weighted(correct, w)}, carry
+
+    def transcribe(self, recognizer, audio: list[np.ndarray]) -> list[str]:
+        """The most likely digit's word for each recording."""
+        return [self.words[int(np.argmax(lp))] for lp in recognizer.log_probs(audio)]
 
     def report(self, results):
         test = results.get("test", {}).get("accuracy")
