@@ -18,11 +18,9 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import subprocess
-import sys
-import time
+import runs
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = runs.ROOT
 CONFIG = os.path.join(ROOT, "configs", "chung2014_music.py")
 DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
 CELLS = ("tanh", "gru", "lstm")
@@ -40,20 +38,8 @@ def run_dir(root: str, dataset: str, cell: str, lr: float) -> str:
 def train(root: str, dataset: str, cell: str, lr: float, quick: bool) -> dict:
     """One training run (resumes if its workdir has checkpoints); returns its summary."""
     workdir = run_dir(root, dataset, cell, lr)
-    cmd = [sys.executable, "-m", "grux.train", f"--config={CONFIG}:{dataset},{cell}",
-           f"--workdir={workdir}", f"--config.optimizer.learning_rate={lr}",
-           "--config.log.progress=False", "--config.log.tensorboard=False"]
-    if quick:
-        cmd += ["--config.num_train_steps=4", "--config.eval.every_steps=2",
-                "--config.checkpoint.every_steps=4", "--config.log.every_steps=2"]
-    t0 = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(f"run {workdir} failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    with open(os.path.join(workdir, "summary.json")) as f:
-        summary = json.load(f)
-    summary["wall_seconds"] = time.time() - t0
-    summary["train_seconds"] = training_seconds(workdir)
+    summary = runs.train(f"{CONFIG}:{dataset},{cell}", workdir,
+                         [f"--config.optimizer.learning_rate={lr}"], quick)
     with open(os.path.join(workdir, "config.json")) as f:
         summary["steps_per_epoch"] = json.load(f)["eval"]["every_steps"]
     print(f"  {dataset:>12} {cell:>4} lr {lr:g}: best validation NLL "
@@ -73,23 +59,6 @@ def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
                 steps.append(r["step"])
                 values.append(r["loss"])
     return steps, values
-
-
-def training_seconds(workdir: str) -> float:
-    """Wall time spent training, summed over every invocation of the run: the gaps between
-    consecutive timed ``metrics.jsonl`` records, except across a ``resume`` record (the time
-    the run was not running). Start-up before each invocation's first record is not counted."""
-    total, last = 0.0, None
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("event") == "resume":
-                last = None
-            elif "time" in r:
-                if last is not None:
-                    total += r["time"] - last
-                last = r["time"]
-    return total
 
 
 def write_table(chosen: dict, path: str, quick: bool) -> str:

@@ -184,9 +184,9 @@ def length_sorted_stream(examples: list, length, batch_size: int, pad,
                        process_index=process_index, process_count=process_count)
 
 
-def length_bucketed_stream(examples: list, length, batch_size: int, pad, seed: int,
+def length_bucketed_stream(examples, length, batch_size: int, pad, seed: int,
                            process_index: int, process_count: int, *,
-                           chunk_batches: int = 20) -> BatchStream:
+                           chunk_batches: int = 20, lengths=None) -> BatchStream:
     """An endless training stream of shuffled epochs whose batches hold similar lengths.
 
     Epoch ``e`` shuffles ``examples`` with ``seeded_rng(seed, 0, e)``, cuts the order into
@@ -195,11 +195,15 @@ def length_bucketed_stream(examples: list, length, batch_size: int, pad, seed: i
     dropped). Every example is seen once per epoch, as with plain shuffling, but a batch is
     padded to its own longest member rather than to one of the longest in the set, which for
     recordings of 0.1-2.3 s is several times less padded work. Batch ``i`` depends only on
-    ``(seed, i)``, so the stream resumes from its position."""
+    ``(seed, i)``, so the stream resumes from its position. ``examples`` needs ``len`` and
+    indexing only (a list, or a lazy reader with the ``lengths`` given instead of
+    ``length``)."""
     per_epoch = len(examples) // batch_size
     if per_epoch < 1:
         raise ValueError(f"{len(examples)} training examples make no batch of {batch_size}")
-    lengths = np.asarray([length(e) for e in examples])
+    if lengths is None:
+        lengths = [length(e) for e in examples]
+    lengths = np.asarray(lengths)
     chunk = chunk_batches * batch_size
 
     def epoch_batches(epoch: int) -> list[np.ndarray]:

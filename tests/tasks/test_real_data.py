@@ -142,3 +142,35 @@ def test_copy_task_and_synthetic_lm_train_without_files(tmp_path):
     c.eval.metric = "validation/perplexity"
     s = train_and_evaluate(c, str(tmp_path / "lm"))
     assert s["final"]["test"]["perplexity"] < 15                      # uniform: 31 words
+
+
+def test_speech_experiment_quick_mode_writes_tables_and_keeps_other_parts(data_dir,
+                                                                          tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cli_runs import ROOT
+    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
+               JAX_PLATFORMS="cpu")
+
+    def speech(*args):
+        return subprocess.run([sys.executable, "experiments/speech.py", "--quick",
+                               "--root", str(tmp_path / "runs"), "--out",
+                               str(tmp_path / "out"), *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    out = speech("--parts", "isolated,connected_si", "--cells", "tanh",
+                 "--si-speakers", "theo")
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = speech("--parts", "isolated", "--cells", "tanh")   # reuses the finished run
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "speech_quick.json").read_text())
+    assert set(results) == {"isolated", "connected_si"}
+    assert results["connected_si"]["runs"][0]["speaker"] == "theo"
+    table = (tmp_path / "out" / "speech_quick.md").read_text()
+    assert "QUICK MODE" in table and "| pooled log-mel softmax regression" in table
+    assert "| bi-tanh-RNN 2x128 |" in table and "| theo |" in table
+    bad = speech("--cells", "gru,rnn")
+    assert bad.returncode == 2 and "unknown cell 'rnn' in --cells" in bad.stderr

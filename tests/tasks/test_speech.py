@@ -208,11 +208,13 @@ def test_digit_splits_official_and_speaker_independent(data_dir):
     assert [len(held.split(s)) for s in ("train", "validation", "test")] == [2000, 500, 500]
 
 
-def test_digit_model_padding_never_changes_the_logits(data_dir):
+@pytest.mark.parametrize("options", [{}, {"pooling": "max"},
+                                     {"pooling": "meanmax", "conv_layers": 1}])
+def test_digit_model_padding_never_changes_the_logits(data_dir, options):
     from flax import nnx
 
     from grux.tasks.speech.digits import SpokenDigitTask, pad_examples
-    task = SpokenDigitTask(digit_config(data_dir, bucket_samples=500))
+    task = SpokenDigitTask(digit_config(data_dir, bucket_samples=500, **options))
     model = task.build_model(nnx.Rngs(0))
     examples = task.split("test")[:5]
     run = nnx.jit(lambda m, a, n: m(a, n))
@@ -236,3 +238,14 @@ def test_digit_loss_falls_through_the_trainer(data_dir, tmp_path):
     curve = [r["loss"] for r in read_metrics(tmp_path) if r.get("split") == "train"]
     assert curve[-1] < curve[0] - 0.5, curve          # from ln 10 ≈ 2.30
     assert summary["final"]["validation"]["accuracy"] > 0.3   # chance: 0.1
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("pooling", "median", "config.task.pooling must be one of"),
+    ("conv_layers", 5, "config.task.conv_layers must be in 0..4"),
+    ("test_speaker", "alice", "config.task.test_speaker must be"),
+])
+def test_digit_config_errors_name_the_field(data_dir, field, value, message):
+    from grux.tasks.speech.digits import SpokenDigitTask
+    with pytest.raises(ValueError, match=message):
+        SpokenDigitTask.validate(digit_config(data_dir, **{field: value}))

@@ -22,7 +22,8 @@ from grux.data.paths import data_dirs
 from grux.tasks.base import (Task, length_bucketed_stream, length_sorted_stream, register,
                              weighted)
 from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
-from grux.tasks.speech.acoustic import (augment_of, feature_spec, front_end_fields, pad_audio,
+from grux.tasks.speech.acoustic import (ConvSubsampling, augment_of, ctc_model_fields,
+                                       feature_spec, front_end_fields, pad_audio,
                                        validate_front_end)
 from grux.tasks.speech.features import speech_features
 
@@ -65,22 +66,37 @@ def validate_test_speaker(t: ml_collections.ConfigDict) -> None:
                          f"{SPEAKERS}, got {t.test_speaker!r}")
 
 
+POOLING = ("mean", "max", "meanmax")
+
+
 class DigitClassifier(nnx.Module):
-    """Log-mel features → recurrent stack → mean over valid frames → 10 logits."""
+    """Log-mel features → optional strided convolutions (``task.conv_layers``, as in the CTC
+    model) → recurrent stack → pooling over each utterance's valid frames (``task.pooling``:
+    mean, max, or both concatenated) → 10 logits."""
 
     def __init__(self, config: ml_collections.ConfigDict, rngs: nnx.Rngs):
         t, m = config.task, config.model
         self.spec, self.augment = feature_spec(t, RATE), augment_of(t)
-        self.rnn = build_recurrent(m, t.mel_bins, rngs, bidirectional=m.bidirectional)
-        self.head = nnx.Linear(m.hidden * (2 if m.bidirectional else 1), 10, rngs=rngs)
+        self.pooling = t.pooling
+        self.conv = ConvSubsampling(t.mel_bins, t.conv_channels, t.conv_layers, rngs)
+        features = t.conv_channels if t.conv_layers else t.mel_bins
+        self.rnn = build_recurrent(m, features, rngs, bidirectional=m.bidirectional)
+        width = m.hidden * (2 if m.bidirectional else 1) * (2 if t.pooling == "meanmax" else 1)
+        self.head = nnx.Linear(width, 10, rngs=rngs)
 
     def __call__(self, audio, lengths, rngs=None):
         k_feat, k_rnn = (None, None) if rngs is None else tuple(jax.random.split(rngs))
         feats, mask = speech_features(audio, lengths, self.spec, self.augment, k_feat)
+        feats, mask = self.conv(feats, mask)
         out, _ = self.rnn(feats, mask=mask, rngs=k_rnn)
-        m = mask[..., None].astype(out.dtype)
-        pooled = (out * m).sum(1) / jnp.maximum(m.sum(1), 1.0)
-        return self.head(pooled.astype(jnp.float32))
+        out = out.astype(jnp.float32)
+        m = mask[..., None]
+        pooled = []
+        if self.pooling in ("mean", "meanmax"):
+            pooled.append(jnp.where(m, out, 0.0).sum(1) / jnp.maximum(m.sum(1), 1))
+        if self.pooling in ("max", "meanmax"):
+            pooled.append(jnp.where(m, out, -jnp.inf).max(1))
+        return self.head(jnp.concatenate(pooled, -1))
 
 
 @register
@@ -95,7 +111,8 @@ class SpokenDigitTask(Task):
         return ml_collections.ConfigDict({
             "task": {"name": "spoken_digits", "dataset": "fsdd",
                      "test_speaker": "",       # "" official split; a speaker: held out
-                     **front_end_fields(),
+                     **front_end_fields(), **ctc_model_fields(conv_layers=0),
+                     "pooling": "mean",        # over frames: mean, max, meanmax
                      "bucket_samples": 2000},  # pad batches to a multiple of this
             "model": recurrent_model_config(hidden=128, num_layers=2, dropout=0.2,
                                             bidirectional=True),
@@ -105,6 +122,12 @@ class SpokenDigitTask(Task):
     def validate(config):
         validate_test_speaker(config.task)
         validate_front_end(config.task)
+        if config.task.pooling not in POOLING:
+            raise ValueError(f"config.task.pooling must be one of {POOLING}, got "
+                             f"{config.task.pooling!r}")
+        if not 0 <= config.task.conv_layers <= 4:
+            raise ValueError(f"config.task.conv_layers must be in 0..4, got "
+                             f"{config.task.conv_layers}")
         if config.task.bucket_samples < 1:
             raise ValueError(f"config.task.bucket_samples must be >= 1, got "
                              f"{config.task.bucket_samples}")

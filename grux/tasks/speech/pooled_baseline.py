@@ -86,3 +86,20 @@ def pooled_baseline_accuracy(train: list[dict], test: list[dict], spec: FeatureS
     model = SoftmaxRegression(l2).fit(xs, np.array([e["label"] for e in train]), 10)
     pred = model.predict(pooled_statistics([e["audio"] for e in test], spec))
     return float(np.mean(pred == np.array([e["label"] for e in test])))
+
+
+def pooled_baseline(splits: dict[str, list[dict]], spec: FeatureSpec,
+                    l2s: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)) -> dict:
+    """The baseline on a ``train``/``validation``/``test`` split: ``l2`` chosen by validation
+    accuracy, then the test accuracy of that fit. Returns ``{"l2", "validation", "parameters", "test"}``."""
+    xs = {k: pooled_statistics([e["audio"] for e in v], spec) for k, v in splits.items()}
+    ys = {k: np.array([e["label"] for e in v]) for k, v in splits.items()}
+    best = None
+    for l2 in l2s:
+        model = SoftmaxRegression(l2).fit(xs["train"], ys["train"], 10)
+        val = float(np.mean(model.predict(xs["validation"]) == ys["validation"]))
+        if best is None or val > best[1]:
+            best = (l2, val, model)
+    l2, val, model = best
+    return {"l2": l2, "validation": val, "parameters": int(model.weights.size),
+            "test": float(np.mean(model.predict(xs["test"]) == ys["test"]))}

@@ -1,0 +1,62 @@
+"""What the experiment scripts share: one training run of a config in its own workdir (an
+interrupted sweep resumes where it stopped; finished runs are reused), its wall time, and
+the parameter count of a config's model."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--config.num_train_steps=4", "--config.eval.every_steps=2",
+         "--config.checkpoint.every_steps=4", "--config.log.every_steps=2"]
+
+
+def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = False) -> dict:
+    """``python -m grux.train --config=<config> --workdir=<workdir> <overrides>`` (a few steps
+    with ``quick``); returns the run's ``summary.json`` plus ``wall_seconds`` (this call)
+    and ``train_seconds`` (every invocation's training time, :func:`training_seconds`)."""
+    cmd = [sys.executable, "-m", "grux.train", f"--config={config}", f"--workdir={workdir}",
+           *overrides, "--config.log.progress=False", "--config.log.tensorboard=False"]
+    if quick:
+        cmd += QUICK
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"run {workdir} failed ({out.returncode}):\n{out.stderr[-3000:]}")
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    summary["wall_seconds"] = time.time() - t0
+    summary["train_seconds"] = training_seconds(workdir)
+    return summary
+
+
+def training_seconds(workdir: str) -> float:
+    """Wall time spent training, summed over every invocation of the run: the gaps between
+    consecutive timed ``metrics.jsonl`` records, except across a ``resume`` record (the time
+    the run was not running). Start-up before each invocation's first record is not counted."""
+    total, last = 0.0, None
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("event") == "resume":
+                last = None
+            elif "time" in r:
+                if last is not None:
+                    total += r["time"] - last
+                last = r["time"]
+    return total
+
+
+def parameter_count(workdir: str) -> int:
+    """Trainable parameters of the model a finished run's ``config.json`` describes."""
+    import jax
+    from flax import nnx
+
+    from grux.infer.loader import load_config
+    from grux.tasks import get_task_class
+    config = load_config(workdir)
+    model = get_task_class(config.task.name)(config).build_model(nnx.Rngs(0))
+    return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
