@@ -128,6 +128,31 @@ def test_chung2014_experiment_quick_mode_writes_table_and_plot(data_dir, tmp_pat
     assert (tmp_path / "out" / "chung2014_music_valid_quick.png").stat().st_size > 1000
 
 
+def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cli_runs import ROOT
+    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "experiments/ltsf.py", "--quick", "--datasets",
+                          "etth1", "--horizons", "96", "--root", str(tmp_path / "runs"),
+                          "--out", str(tmp_path / "out")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = (tmp_path / "out" / "ltsf_quick.md").read_text()
+    assert "QUICK MODE" in table
+    row = next(line for line in table.splitlines() if line.startswith("| ETTh1 | 96 |"))
+    assert "| 0.368 (0.395) | 0.386 | 0.414 | 0.386 |" in row     # SegRNN README, L = 96
+    run = json.loads((tmp_path / "out" / "ltsf_quick.json").read_text())["etth1,96,gru,0"]
+    assert {"mse", "mae", "naive_mse", "snaive_mse", "linear_mse"} <= set(run["test"])
+    assert f"| {run['test']['linear_mse']:.3f} |" in row
+    assert (tmp_path / "runs" / "etth1-96-gru-s0" / "summary.json").is_file()
+    assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
+
+
 def test_copy_task_and_synthetic_lm_train_without_files(tmp_path):
     c = _quiet(base_config("copy"), 800, 100)
     c.task.delay, c.task.length, c.task.eval_examples = 5, 4, 256

@@ -4,7 +4,8 @@ Data and protocol: :mod:`grux.tasks.forecast.data` (Informer/Autoformer windows 
 train-set standardisation for ETT; one window per series for M4 hourly). A batch gives the
 look-back ``x (B, L, C)`` and the target ``y (B, H, C)`` on the normalised scale.
 
-Models (``model.decoder``), both on a grux recurrent stack (``model.cell`` etc.):
+Models: ``model.kind = "recurrent"`` (default) with ``model.decoder``, both on a grux
+recurrent stack (``model.cell`` etc.):
 
 * ``direct``: encoder over ``x``, then one linear map of the last layer's final state to all
   ``H·C`` outputs at once: ``ŷ = W h_L + b`` reshaped to ``(H, C)``.
@@ -15,6 +16,18 @@ Models (``model.decoder``), both on a grux recurrent stack (``model.cell`` etc.)
 
 ``model.instance_norm``: standardise every look-back by its own mean and std before the
 model and map the forecast back (RevIN-like, for series that drift, e.g. airline).
+
+``model.kind = "segrnn"``: SegRNN (Lin et al. 2023), segment-wise encoding, parallel
+multi-step decoding with position and channel embeddings, channel independence and its own
+reversible normalisation (``model.segment``, ``input``, ``output``, ``revin``,
+``revin_scale``, ``revin_affine``, ``channel_embedding``, ``output_dropout``); see
+:mod:`grux.tasks.forecast.segrnn`. Point forecasts only.
+
+``task.loss``: the training objective of point forecasts, ``mse`` (default) or ``mae``
+(a Gaussian head always trains on its NLL). ``task.sampling``: training windows drawn
+``uniform``-ly with replacement (default), or in ``epochs``: each epoch one shuffled pass
+over all training windows, the last partial batch dropped (the Autoformer/SegRNN loader);
+batch ``i`` is then window ``perm_e[j·B .. (j+1)·B)`` with ``e, j = divmod(i, ⌊N/B⌋)``.
 
 ``model.likelihood``: ``none`` (point forecast, loss = MSE) or ``gaussian`` (each output is
 ``μ`` and ``σ = softplus(s) + 1e-3``, loss = Gaussian NLL; CRPS, pinball losses at
@@ -39,6 +52,7 @@ import numpy as np
 from flax import nnx
 
 from grux.data.paths import data_dirs
+from grux.ops.series import CENTERS
 from grux.data.stream import BatchStream
 from grux.tasks.forecast import metrics as fm
 from grux.tasks.base import Task, register, weighted
@@ -46,13 +60,16 @@ from grux.tasks.common import build_recurrent, recurrent_model_config, validate_
 from grux.tasks.forecast.baselines import (linear_forecast, naive_forecast,
                                            seasonal_naive_forecast)
 from grux.data.m4 import HOURLY_HORIZON as M4_HORIZON
-from grux.tasks.forecast.data import AIRLINE_BORDERS, DatedSeries, M4Hourly
+from grux.tasks.forecast.data import AIRLINE_BORDERS, SAMPLINGS, DatedSeries, M4Hourly
+from grux.tasks.forecast.segrnn import INPUTS, OUTPUTS, SegRNNForecaster
 
 ETT = ("etth1", "etth2", "ettm1", "ettm2")
 DATASETS = ETT + ("weather", "m4_hourly", "airline_passengers")
 RAW_METRIC_DATASETS = ("m4_hourly", "airline_passengers")
 DECODERS = ("direct", "autoregressive")
 LIKELIHOODS = ("none", "gaussian")
+KINDS = ("recurrent", "segrnn")
+LOSSES = ("mse", "mae")
 SIGMA_FLOOR = 1e-3
 QUANTILES = (0.1, 0.9)
 
@@ -161,11 +178,26 @@ class ForecastTask(Task):
                      "lookback": 96,       # L: input window
                      "horizon": 24,        # H: steps forecast at once (M4 hourly: 48)
                      "seasonality": 24,    # m: seasonal naive period (and MASE/Naive2)
+                     "loss": "mse",        # point-forecast objective: mse | mae
+                     "sampling": "uniform",  # training windows: uniform (with
+                                             # replacement) | epochs (shuffled passes)
                      },
             # instance_norm: the model sees each look-back standardised by its own mean and
             # std and its forecasts are mapped back (RevIN-like); metrics are unchanged
-            "model": recurrent_model_config(decoder="direct", likelihood="none",
-                                            instance_norm=False),
+            "model": recurrent_model_config(
+                kind="recurrent",          # recurrent (decoder: direct|autoregressive) |
+                                           # segrnn (the fields below)
+                decoder="direct", likelihood="none", instance_norm=False,
+                # --- segrnn only (grux.tasks.forecast.segrnn); width = hidden
+                segment=24,                # w: segment length, divides lookback and horizon
+                input="segment",           # segment | point (point-wise ablation)
+                output="parallel",         # parallel (PMF) | recurrent (RMF ablation)
+                revin="last",              # subtract each look-back's last | mean | none
+                revin_scale=False,         # also divide by its std (RevIN)
+                revin_affine=False,        # learned per-channel gamma, beta
+                channel_embedding=True,    # decoder input [position (d - d//2), channel (d//2)]
+                output_dropout=0.0,        # dropout before the output projection
+            ),
         })
 
     @staticmethod
@@ -184,6 +216,22 @@ class ForecastTask(Task):
         if t.dataset == "m4_hourly" and t.horizon != M4_HORIZON:
             raise ValueError(f"config.task.horizon must be {M4_HORIZON} for m4_hourly "
                              f"(the competition horizon), got {t.horizon}")
+        if t.loss not in LOSSES:
+            raise ValueError(f"config.task.loss must be one of {LOSSES}, got {t.loss!r}")
+        if t.sampling not in SAMPLINGS:
+            raise ValueError(f"config.task.sampling must be one of {SAMPLINGS}, got "
+                             f"{t.sampling!r}")
+        if t.sampling == "epochs" and t.dataset == "m4_hourly":
+            raise ValueError("config.task.sampling='epochs' needs a dated series; m4_hourly "
+                             "samples 'uniform' only")
+        m = config.model
+        if m.kind not in KINDS:
+            raise ValueError(f"config.model.kind must be one of {KINDS}, got {m.kind!r}")
+        if m.likelihood == "gaussian" and t.loss != "mse":
+            raise ValueError(f"config.task.loss={t.loss!r} is for point forecasts; with "
+                             "config.model.likelihood='gaussian' the loss is the NLL (leave "
+                             "task.loss='mse')")
+        ForecastTask._validate_segrnn(config)
         if config.model.decoder not in DECODERS:
             raise ValueError(f"config.model.decoder must be one of {DECODERS}, got "
                              f"{config.model.decoder!r}")
@@ -191,6 +239,32 @@ class ForecastTask(Task):
             raise ValueError(f"config.model.likelihood must be one of {LIKELIHOODS}, got "
                              f"{config.model.likelihood!r}")
         validate_recurrent_model(config.model)
+
+    @staticmethod
+    def _validate_segrnn(config):
+        m, t = config.model, config.task
+        for field, allowed in (("input", INPUTS), ("output", OUTPUTS), ("revin", CENTERS)):
+            if m[field] not in allowed:
+                raise ValueError(f"config.model.{field} must be one of {allowed}, got "
+                                 f"{m[field]!r}")
+        if not 0.0 <= m.output_dropout < 1.0:
+            raise ValueError(f"config.model.output_dropout must be in [0, 1), got "
+                             f"{m.output_dropout}")
+        if m.kind != "segrnn":
+            return
+        if m.segment < 1:
+            raise ValueError(f"config.model.segment must be >= 1, got {m.segment}")
+        if t.horizon % m.segment or (m.input == "segment" and t.lookback % m.segment):
+            raise ValueError(f"config.model.segment ({m.segment}) must divide "
+                             f"config.task.horizon ({t.horizon})"
+                             + (f" and config.task.lookback ({t.lookback})"
+                                if m.input == "segment" else ""))
+        if m.likelihood != "none":
+            raise ValueError(f"config.model.likelihood must be 'none' with "
+                             f"model.kind='segrnn' (point forecasts), got {m.likelihood!r}")
+        if m.instance_norm:
+            raise ValueError("config.model.instance_norm is for model.kind='recurrent'; "
+                             "SegRNN normalises with config.model.revin")
 
     def __init__(self, config):
         super().__init__(config)
@@ -228,13 +302,18 @@ class ForecastTask(Task):
 
     def build_model(self, rngs):
         m, t = self.config.model, self.config.task
+        if m.get("kind", "recurrent") == "segrnn":  # kind: absent in older runs
+            return SegRNNForecaster(m, self.data.channels, t.lookback, t.horizon, rngs)
         cls = DirectForecaster if m.decoder == "direct" else AutoregressiveForecaster
         return cls(m, self.data.channels, t.horizon, m.likelihood == "gaussian", rngs)
 
     def train_stream(self, batch_size, process_index, process_count):
         data, seed = self.data, self.config.seed
-        return BatchStream(lambda i: data.train_batch(seed, i, batch_size), batch_size, None,
-                           process_index=process_index, process_count=process_count)
+        sampling = self.config.task.get("sampling", "uniform")     # absent in older runs
+        kw = {} if sampling == "uniform" else {"sampling": sampling}  # M4: uniform only
+        return BatchStream(lambda i: data.train_batch(seed, i, batch_size, **kw),
+                           batch_size, None, process_index=process_index,
+                           process_count=process_count)
 
     def eval_streams(self, batch_size, process_index, process_count):
         data = self.data
@@ -251,7 +330,7 @@ class ForecastTask(Task):
         mu, sigma = self.predict(model, x, y if train else None, rngs=rng if train else None)
         metrics = point_metrics("", y, mu, w, batch, self.raw and not train)
         if sigma is None:
-            metrics["loss"] = metrics["mse"]
+            metrics["loss"] = metrics[self.config.task.get("loss", "mse")]
         else:
             metrics["loss"] = weighted(fm.gaussian_nll(y, mu, sigma), w)
             metrics["crps"] = weighted(fm.gaussian_crps(y, mu, sigma), w)
@@ -305,9 +384,14 @@ class ForecastTask(Task):
         if not test:
             return []
         t, m = self.config.task, self.config.model
+        if m.get("kind", "recurrent") == "segrnn":
+            model = (f"SegRNN {m.cell} {m.hidden}x{m.num_layers}, segment {m.segment}, "
+                     f"{m.input} input, {m.output} output, revin {m.revin}")
+        else:
+            model = (f"{m.cell} {m.hidden}x{m.num_layers} {m.decoder}, likelihood "
+                     f"{m.likelihood}")
         lines = [f"test ({t.dataset}, look-back {t.lookback}, horizon {t.horizon}; "
-                 f"{m.cell} {m.hidden}x{m.num_layers} {m.decoder}, likelihood "
-                 f"{m.likelihood}):"]
+                 f"{model}):"]
         names = ("mse", "mae") + (("smape", "mase", "owa") if "owa" in test else ())
         for label, p in (("model", ""), ("naive", "naive_"), ("seasonal naive", "snaive_"),
                          ("linear", "linear_")):

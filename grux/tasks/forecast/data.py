@@ -35,6 +35,7 @@ from grux.tasks.forecast.baselines import fit_linear, naive2_forecast, series_wi
 from grux.tasks.forecast.metrics import mase_scale
 
 SPLITS = ("train", "validation", "test")
+SAMPLINGS = ("uniform", "epochs")
 # Airline passengers (144 months, no standard split): 1949-1957 / 1958 / 1959-1960.
 AIRLINE_BORDERS = {"train": (0, 108), "validation": (108, 120), "test": (120, 144)}
 
@@ -100,6 +101,7 @@ class DatedSeries:
         self.raw_metrics = raw_metrics
         self.starts = {s: window_starts(*window_range(borders, s, lookback), lookback, horizon)
                        for s in SPLITS}
+        self._epoch: tuple = (None, None)
 
     def num_windows(self, split: str) -> int:
         return len(self.starts[split])
@@ -126,10 +128,36 @@ class DatedSeries:
                            for c in range(self.channels)], -1) for o in origins], np.float32)
         return _pad(out, rows or b)
 
-    def train_batch(self, seed: int, index: int, rows: int) -> dict[str, np.ndarray]:
-        """Batch ``index`` of the training stream: windows drawn uniformly with replacement."""
-        pick = seeded_rng(seed, 0, index).integers(0, self.num_windows("train"), rows)
+    def train_batch(self, seed: int, index: int, rows: int, sampling: str = "uniform"
+                    ) -> dict[str, np.ndarray]:
+        """Batch ``index`` of the training stream: ``sampling="uniform"``, windows drawn
+        uniformly with replacement; ``"epochs"``, see :meth:`epoch_windows`."""
+        if sampling == "epochs":
+            pick = self.epoch_windows(seed, index, rows)
+        elif sampling == "uniform":
+            pick = seeded_rng(seed, 0, index).integers(0, self.num_windows("train"), rows)
+        else:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         return self.batch(self.starts["train"][pick], raw_metrics=False)
+
+    def steps_per_epoch(self, rows: int) -> int:
+        """Full batches of ``rows`` training windows in one epoch, ``⌊N / rows⌋``."""
+        n = self.num_windows("train")
+        if n < rows:
+            raise ValueError(f"{n} training windows make no batch of {rows}")
+        return n // rows
+
+    def epoch_windows(self, seed: int, index: int, rows: int) -> np.ndarray:
+        """Training-window indices of batch ``index`` in epochs: epoch ``e`` is the
+        permutation ``seeded_rng(seed, 3, e)`` of all ``N`` windows cut into ``⌊N/rows⌋``
+        batches (the last partial batch dropped), ``e, j = divmod(index, ⌊N/rows⌋)``."""
+        epoch, j = divmod(index, self.steps_per_epoch(rows))
+        cached = self._epoch                       # one epoch's permutation, kept
+        if cached[0] != (seed, epoch):
+            cached = ((seed, epoch), seeded_rng(seed, 3, epoch).permutation(
+                self.num_windows("train")))
+            self._epoch = cached
+        return cached[1][j * rows:(j + 1) * rows]
 
     def eval_batch(self, split: str, index: int, rows: int) -> dict[str, np.ndarray]:
         return self.batch(self.starts[split][index * rows:(index + 1) * rows], rows)

@@ -1,0 +1,101 @@
+"""Long-horizon forecasting (LTSF protocol) with SegRNN (Lin et al. 2023, arXiv:2308.11200).
+
+    python -m grux.train --config configs/ltsf.py:etth1,96 --workdir runs/ltsf-etth1-96
+    python -m grux.train --config configs/ltsf.py:etth2,192 --config.model.input=point --config.model.output=recurrent --workdir runs/ltsf-etth2-192-point-rmf
+    python experiments/ltsf.py                  # the whole 5 x 4 table (experiments/ltsf.py)
+
+(the second: the point-wise input and recurrent-output ablations together; each is one
+field). Other cells: ``configs/ltsf.py:weather,720`` etc.
+
+Argument: ``<dataset>,<horizon>``, dataset in etth1 | etth2 | ettm1 | ettm2 | weather,
+horizon 96 | 192 | 336 | 720 (any multiple of the segment length works). Look-back 96, all
+channels in and out (7; weather 21). Splits: ETT 12/4/4 months (ETTh train rows [0, 8640),
+validation [8640, 11520), test [11520, 14400); ETTm the same x4), weather 70/10/20 %
+(Autoformer: train [0, 36887), validation [36887, 42157), test [42157, 52696)); the
+look-back of validation/test windows reaches back into the previous split by 96 rows.
+Standardised with the train rows' per-channel mean and std; MSE and MAE on that scale over
+EVERY validation/test window (the last partial batch is padded with weight 0, not dropped).
+
+Model and training as SegRNN's ``scripts/SegRNN/Lookback_96/*.sh`` (lss-1138/SegRNN @
+d1302489): one GRU layer (PyTorch/cuDNN formulation), d = 512, segment w = 24 (ETTh1, ETTh2,
+weather) or 48 (ETTm1, ETTm2), parallel decoding with position + channel embeddings, output
+dropout 0.5, last-value subtraction (their ``revin 0`` path), MSE loss, Adam, learning rate
+1e-3 (ETTh1), 2e-4 (ETTh2, ETTm1), 1e-4 (ETTm2, weather), batch 256 (weather 64), no
+gradient clipping, 30 epochs of shuffled passes over the training windows (last partial batch
+dropped as in the Autoformer loader; SegRNN's own data_factory.py not checked), evaluation
+every epoch, best checkpoint by validation MSE, early stop after 10 epochs without
+improvement, learning rate constant for epochs 1-4 then x0.8 per epoch (their ``lradj
+type3``, the default of their run_longExp.py). Steps per epoch = ⌊training windows / batch⌋ for the batch set here: if
+you override ``batch_size``, override ``num_train_steps``, ``eval.every_steps``,
+``checkpoint.every_steps`` and the ``optimizer.decay_*`` fields with it. The seasonal-naive
+baseline uses m = 24 (ETTh), 96 (ETTm: one day) and 96 for weather (a day is 144 steps, longer
+than the look-back, so m = 96 repeats the whole 16-hour look-back).
+
+Reference test MSE / MAE, SegRNN repo README (lss-1138/SegRNN, "Comparison Results for
+Lookback L = 96", checked in the repository's README at commit 01708ba7; after their fix of
+the dropped last test batch):
+
+    dataset  H=96           192            336            720
+    ETTh1    0.368 / 0.395  0.408 / 0.419  0.444 / 0.440  0.446 / 0.457
+    ETTh2    0.278 / 0.335  0.359 / 0.389  0.421 / 0.436  0.432 / 0.455
+    ETTm1    0.330 / 0.369  0.369 / 0.392  0.399 / 0.412  0.454 / 0.443
+    ETTm2    0.173 / 0.255  0.237 / 0.298  0.296 / 0.336  0.389 / 0.407
+    Weather  0.165 / 0.227  0.211 / 0.273  0.270 / 0.318  0.357 / 0.376
+
+(iTransformer, PatchTST and DLinear columns of the same table are in experiments/ltsf.py.)
+Not checked: the numbers against the paper's own runs (the README's are re-runs), and
+whether SegRNN's repository scores validation windows in full (we do).
+
+Runtime: not yet measured (a full run). One training epoch of ``etth1,96`` (33 steps of 256
+windows x 7 channels, d = 512) took 30-40 s of training (0.9-1.4 s a step), plus ~8 s to
+evaluate validation and test, on the shared 2-core AMD EPYC under load (niced, load
+average ~5), 2026-11; after that one epoch the test MSE was already 0.392.
+"""
+from grux.train.config import base_config
+
+LOOKBACK = 96
+# dataset: (training rows, segment, learning rate, batch, seasonal-naive period)
+SETTINGS = {
+    "etth1": (12 * 30 * 24, 24, 1e-3, 256, 24),
+    "etth2": (12 * 30 * 24, 24, 2e-4, 256, 24),
+    "ettm1": (12 * 30 * 24 * 4, 48, 2e-4, 256, 96),
+    "ettm2": (12 * 30 * 24 * 4, 48, 1e-4, 256, 96),
+    "weather": (int(52696 * 0.7), 24, 1e-4, 64, 96),
+}
+EPOCHS, PATIENCE = 30, 10
+
+
+def steps_per_epoch(dataset: str, horizon: int, batch_size: int) -> int:
+    """⌊training windows / batch⌋, windows = training rows − look-back − horizon + 1."""
+    return (SETTINGS[dataset][0] - LOOKBACK - horizon + 1) // batch_size
+
+
+def get_config(arg: str = "etth1,96"):
+    parts = arg.split(",")
+    if len(parts) != 2 or parts[0] not in SETTINGS or not parts[1].isdigit():
+        raise ValueError(f"config argument must be '<dataset>,<horizon>' with dataset in "
+                         f"{tuple(SETTINGS)}, got {arg!r}")
+    dataset, horizon = parts[0], int(parts[1])
+    _, segment, lr, batch, season = SETTINGS[dataset]
+    spe = steps_per_epoch(dataset, horizon, batch)
+    config = base_config("forecast")
+    t = config.task
+    t.dataset, t.lookback, t.horizon, t.seasonality = dataset, LOOKBACK, horizon, season
+    t.loss, t.sampling = "mse", "epochs"
+    m = config.model
+    m.kind, m.cell, m.formulation = "segrnn", "gru", "cudnn"
+    m.hidden, m.num_layers, m.segment = 512, 1, segment
+    m.input, m.output, m.revin, m.channel_embedding = "segment", "parallel", "last", True
+    m.output_dropout = 0.5
+    config.batch_size = batch
+    config.eval.batch_size = 256
+    config.num_train_steps = EPOCHS * spe
+    o = config.optimizer
+    o.name, o.learning_rate, o.clip_norm = "adam", lr, 0.0
+    o.schedule, o.decay_rate, o.decay_every, o.decay_start = "exponential", 0.8, spe, 3 * spe
+    config.eval.every_steps = spe
+    config.eval.metric = "validation/mse"
+    config.eval.patience = PATIENCE
+    config.checkpoint.every_steps = spe
+    config.log.every_steps = max(1, spe // 3)
+    return config

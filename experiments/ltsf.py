@@ -1,0 +1,265 @@
+"""Long-horizon forecasting table (issue 14): a SegRNN-style GRU (``configs/ltsf.py``) on
+ETTh1, ETTh2, ETTm1, ETTm2 and Weather at horizons 96/192/336/720, look-back 96, beside the
+published numbers and our naive, seasonal-naive and linear baselines.
+
+    python experiments/ltsf.py                          # the 5 x 4 table, GRU, seed 0
+    python experiments/ltsf.py --quick                  # smoke test: a few steps per run
+    python experiments/ltsf.py --datasets etth1,weather --horizons 96,720 --cells gru,lstm \\
+        --seeds 0,1,2
+
+Every (dataset, horizon, cell, seed) is one ordinary training run of
+``configs/ltsf.py:<dataset>,<horizon>`` (``--config.model.cell=<cell> --config.seed=<seed>``)
+in its own workdir ``<root>/<dataset>-<horizon>-<cell>-s<seed>``, so an interrupted sweep
+resumes where it stopped and finished runs are reused. Numbers are the test MSE / MAE at the
+best validation MSE (early stopping), on the train-standardised scale, over every test
+window; with several seeds, their mean ± standard deviation. The baselines are scored by the
+same evaluation on the same windows. Outputs in ``--out``: ``ltsf.md`` (the table, with the
+average MSE over the (dataset, horizon) cells run, for ours and for every reference column on
+the same cells), ``ltsf.json`` (every run's numbers; runs of earlier invocations are kept)
+and ``ltsf.png`` (test MSE against horizon per dataset). ``--quick`` writes ``ltsf_quick.*``
+with width 32 and batch 32.
+
+Reference MSE (and SegRNN's MAE): the SegRNN repository's README, "Comparison Results for
+Lookback L = 96" (lss-1138/SegRNN, README at commit 01708ba7; SegRNN re-run after the
+dropped-last-test-batch fix, the other models quoted there from the iTransformer paper).
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import math
+import os
+
+import runs  # experiments/runs.py (this script's folder is on sys.path)
+
+ROOT = runs.ROOT
+CONFIG = os.path.join(ROOT, "configs", "ltsf.py")
+DATASETS = ("etth1", "etth2", "ettm1", "ettm2", "weather")
+HORIZONS = (96, 192, 336, 720)
+CELLS = ("gru", "lstm", "mingru", "tanh")
+NAMES = {"etth1": "ETTh1", "etth2": "ETTh2", "ettm1": "ETTm1", "ettm2": "ETTm2",
+         "weather": "Weather"}
+MODELS = ("SegRNN", "iTransformer", "PatchTST", "DLinear")
+# test MSE for H = 96, 192, 336, 720 (SegRNN README, L = 96 table)
+REFERENCE = {
+    "etth1": {"SegRNN": (0.368, 0.408, 0.444, 0.446), "iTransformer": (0.386, 0.441, 0.487, 0.503),
+              "PatchTST": (0.414, 0.460, 0.501, 0.500), "DLinear": (0.386, 0.437, 0.481, 0.519)},
+    "etth2": {"SegRNN": (0.278, 0.359, 0.421, 0.432), "iTransformer": (0.297, 0.380, 0.428, 0.427),
+              "PatchTST": (0.302, 0.388, 0.426, 0.431), "DLinear": (0.333, 0.477, 0.594, 0.831)},
+    "ettm1": {"SegRNN": (0.330, 0.369, 0.399, 0.454), "iTransformer": (0.334, 0.377, 0.426, 0.491),
+              "PatchTST": (0.329, 0.367, 0.399, 0.454), "DLinear": (0.345, 0.380, 0.413, 0.474)},
+    "ettm2": {"SegRNN": (0.173, 0.237, 0.296, 0.389), "iTransformer": (0.180, 0.250, 0.311, 0.412),
+              "PatchTST": (0.175, 0.241, 0.305, 0.402), "DLinear": (0.193, 0.284, 0.369, 0.554)},
+    "weather": {"SegRNN": (0.165, 0.211, 0.270, 0.357),
+                "iTransformer": (0.174, 0.221, 0.278, 0.358),
+                "PatchTST": (0.177, 0.225, 0.278, 0.354), "DLinear": (0.196, 0.237, 0.283, 0.345)},
+}
+SEGRNN_MAE = {"etth1": (0.395, 0.419, 0.440, 0.457), "etth2": (0.335, 0.389, 0.436, 0.455),
+              "ettm1": (0.369, 0.392, 0.412, 0.443), "ettm2": (0.255, 0.298, 0.336, 0.407),
+              "weather": (0.227, 0.273, 0.318, 0.376)}
+BASELINES = (("naive", "naive"), ("snaive", "seasonal naive"), ("linear", "linear"))
+QUICK_MODEL = ["--config.model.hidden=32", "--config.batch_size=32"]
+
+
+def reference(model: str, dataset: str, horizon: int) -> float | None:
+    if horizon not in HORIZONS:
+        return None
+    return REFERENCE[dataset][model][HORIZONS.index(horizon)]
+
+
+def key(dataset: str, horizon: int, cell: str, seed: int) -> str:
+    return f"{dataset},{horizon},{cell},{seed}"
+
+
+def run_dir(root: str, dataset: str, horizon: int, cell: str, seed: int) -> str:
+    return os.path.join(root, f"{dataset}-{horizon}-{cell}-s{seed}")
+
+
+def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bool) -> dict:
+    """One training run (resumes if its workdir has checkpoints); returns its numbers."""
+    workdir = run_dir(root, dataset, horizon, cell, seed)
+    overrides = [f"--config.model.cell={cell}", f"--config.seed={seed}"]
+    s = runs.train(f"{CONFIG}:{dataset},{horizon}", workdir,
+                   overrides + (QUICK_MODEL if quick else []), quick)
+    with open(os.path.join(workdir, "config.json")) as f:
+        steps_per_epoch = json.load(f)["eval"]["every_steps"]
+    best = s["best"]["results"]
+    print(f"  {dataset:>7} H={horizon:<3} {cell:>6} seed {seed}: test MSE "
+          f"{best['test']['mse']:.3f} MAE {best['test']['mae']:.3f} at step "
+          f"{s['best']['step']} ({s['train_seconds'] / 60:.1f} min)", flush=True)
+    return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
+            "test": best["test"], "validation": best["validation"],
+            "best_step": s["best"]["step"], "step": s["step"], "status": s["status"],
+            "steps_per_epoch": steps_per_epoch, "train_seconds": s["train_seconds"]}
+
+
+def mean_sd(xs: list[float]) -> tuple[float, float]:
+    m = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, sd
+
+
+def fmt(xs: list[float]) -> str:
+    if not xs:
+        return "–"
+    m, sd = mean_sd(xs)
+    return f"{m:.3f}" + (f" ± {sd:.3f}" if len(xs) > 1 else "")
+
+
+def grouped(results: dict) -> tuple[list[tuple[str, int]], list[str], dict]:
+    """``(table cells (dataset, horizon) in order, cells run, {(d, h, cell): [runs]})``."""
+    by = {}
+    for r in results.values():
+        by.setdefault((r["dataset"], r["horizon"], r["cell"]), []).append(r)
+    rows = sorted({(d, h) for d, h, _ in by}, key=lambda x: (DATASETS.index(x[0]), x[1]))
+    cells = [c for c in CELLS if any(c == k[2] for k in by)]
+    return rows, cells, by
+
+
+def table(results: dict, quick: bool) -> str:
+    rows, cells, by = grouped(results)
+    head = ["dataset", "H"]
+    for c in cells:
+        head += [f"{c} MSE", f"{c} MAE"]
+    head += ["SegRNN MSE (MAE)", "iTransformer", "PatchTST", "DLinear"]
+    head += [f"{label} MSE" for _, label in BASELINES]
+    lines = ["**QUICK MODE: a few steps per model at width 32; not results.**", ""] if quick \
+        else []
+    lines += ["Test MSE / MAE at look-back 96 on the train-standardised scale, every test "
+              "window; ours at the best validation MSE. Reference columns: SegRNN README "
+              "(L = 96 table); baselines: ours, same windows.", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    avg: dict[str, list[float]] = {}
+
+    def add(col, x):
+        if x is not None:
+            avg.setdefault(col, []).append(x)
+
+    for d, h in rows:
+        row = [NAMES[d], str(h)]
+        runs_any = []
+        for c in cells:
+            rs = by.get((d, h, c), [])
+            runs_any = runs_any or rs
+            mse, mae = [r["test"]["mse"] for r in rs], [r["test"]["mae"] for r in rs]
+            row += [fmt(mse), fmt(mae)]
+            if rs:
+                add(f"{c} MSE", mean_sd(mse)[0])
+                add(f"{c} MAE", mean_sd(mae)[0])
+        seg = reference("SegRNN", d, h)
+        row.append("–" if seg is None else
+                   f"{seg:.3f} ({SEGRNN_MAE[d][HORIZONS.index(h)]:.3f})")
+        add("SegRNN MSE (MAE)", seg)
+        for model in MODELS[1:]:
+            ref = reference(model, d, h)
+            row.append("–" if ref is None else f"{ref:.3f}")
+            add(model, ref)
+        for name, label in BASELINES:
+            x = runs_any[0]["test"].get(f"{name}_mse") if runs_any else None
+            row.append("–" if x is None else f"{x:.3f}")
+            add(f"{label} MSE", x)
+        lines.append("| " + " | ".join(row) + " |")
+    if rows:
+        row = ["**average**", f"{len(rows)} cells"]
+        for col in head[2:]:
+            xs = avg.get(col, [])
+            row.append(f"{sum(xs) / len(xs):.3f}" if len(xs) == len(rows) else "–")
+        lines.append("| " + " | ".join(row) + " |")
+        lines += ["", "Average: the mean over the (dataset, horizon) cells of this table "
+                      "(a column is averaged only where it has every one of them)."]
+    lines += ["", "| run | best epoch | epochs run | ended by | validation MSE | test MSE | "
+                  "test MAE | train time |", "|---|---|---|---|---|---|---|---|"]
+    for k in sorted(results, key=lambda k: (DATASETS.index(results[k]["dataset"]),
+                                             results[k]["horizon"], results[k]["cell"],
+                                             results[k]["seed"])):
+        r = results[k]
+        spe = r["steps_per_epoch"]
+        ended = {"early_stopped": "early stop", "completed": "epoch cap"}.get(r["status"],
+                                                                             r["status"])
+        lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {r['cell']} seed {r['seed']} |"
+                     f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
+                     f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
+                     f"{r['test']['mae']:.3f} | {r['train_seconds'] / 60:.1f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows, cells, by = grouped(results)
+    datasets = [d for d in DATASETS if any(d == r[0] for r in rows)]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.2 * len(datasets), 3.4),
+                             squeeze=False)
+    for ax, d in zip(axes[0], datasets):
+        hs = sorted(h for dd, h in rows if dd == d)
+        for c in cells:
+            pts = [(h, mean_sd([r["test"]["mse"] for r in by[(d, h, c)]]))
+                   for h in hs if (d, h, c) in by]
+            ax.errorbar([p[0] for p in pts], [p[1][0] for p in pts],
+                        yerr=[p[1][1] for p in pts], marker="o", label=f"ours ({c})")
+        for model, style in zip(MODELS, ("--", ":", ":", ":")):
+            ax.plot(HORIZONS, REFERENCE[d][model], style, marker=".", label=model)
+        lin = [next(by[(d, h, c)] for c in cells if (d, h, c) in by)[0]["test"]["linear_mse"]
+               for h in hs]
+        ax.plot(hs, lin, "k-.", marker=".", label="linear (ours)")
+        ax.set_title(NAMES[d])
+        ax.set_xlabel("horizon H")
+        ax.set_ylabel("test MSE")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--horizons", default=",".join(map(str, HORIZONS)))
+    p.add_argument("--cells", default="gru", help=f"recurrent cells, from {CELLS}")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--root", default=os.path.join(ROOT, "runs", "ltsf"))
+    p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
+    p.add_argument("--jobs", type=int, default=1, help="runs in parallel")
+    p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
+    a = p.parse_args(argv)
+    datasets, cells = a.datasets.split(","), a.cells.split(",")
+    for d in datasets:
+        if d not in DATASETS:
+            p.error(f"unknown dataset {d!r} in --datasets; choose from {DATASETS}")
+    for c in cells:
+        if c not in CELLS:
+            p.error(f"unknown cell {c!r} in --cells; choose from {CELLS}")
+    try:
+        horizons = [int(h) for h in a.horizons.split(",")]
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        p.error("--horizons and --seeds are comma-separated integers")
+    os.makedirs(a.out, exist_ok=True)
+    suffix = "_quick" if a.quick else ""
+    json_path = os.path.join(a.out, f"ltsf{suffix}.json")
+    results: dict = {}
+    if os.path.isfile(json_path):  # runs of earlier invocations stay in the table
+        with open(json_path) as f:
+            results = json.load(f)
+    jobs = [(d, h, c, s) for d in datasets for h in horizons for c in cells for s in seeds]
+    print(f"LTSF table: {len(jobs)} runs, {a.jobs} at a time → {a.root}", flush=True)
+
+    def save():
+        with open(json_path, "w") as f:
+            json.dump(results, f, indent=1)
+        with open(os.path.join(a.out, f"ltsf{suffix}.md"), "w") as f:
+            f.write(table(results, a.quick))
+
+    with cf.ThreadPoolExecutor(a.jobs) as pool:
+        futures = {pool.submit(train, a.root, *j, a.quick): j for j in jobs}
+        for f in cf.as_completed(futures):
+            results[key(*futures[f])] = f.result()
+            save()
+    save()
+    plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
+    print(table(results, a.quick))
+
+
+if __name__ == "__main__":
+    main()
