@@ -80,11 +80,19 @@ def trainer_config() -> ml_collections.ConfigDict:
             "tensorboard": True,
             "progress": True,         # progress line with loss, throughput and ETA
         },
-        "distributed": {
-            "coordinator_address": "",  # "host:port" → jax.distributed.initialize(...)
+        "distributed": {              # several processes (hosts); docs/clusters.md
+            "coordinator_address": "",  # "" one process; "auto": JAX detects the cluster
+                                        # (SLURM, Open MPI, Cloud TPU, Kubernetes); "host:port"
+                                        # of process 0, with num_processes and process_id
             "num_processes": 0,
             "process_id": -1,
-            "local_device_ids": "",     # e.g. "0,1"; "" = all
+            "local_device_ids": "",     # e.g. "0,1": the local GPUs this process drives; ""
+                                        # = JAX's default (all; under SLURM/Open MPI "auto",
+                                        # one GPU per process: the one of its local rank)
+            "initialization_timeout": 300,  # seconds to wait for every process to connect
+            "heartbeat_timeout": 100,   # seconds without a heartbeat after which a process
+                                        # counts as dead and JAX stops all the others
+            "shutdown_timeout": 300,    # seconds process 0 waits at exit for the others
         },
     })
 
@@ -204,11 +212,24 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
     need(c.keep >= 1, "checkpoint.keep", "must be >= 1")
     need(config.log.every_steps >= 1, "log.every_steps", "must be >= 1")
     d = config.distributed
-    if d.coordinator_address:
+    if d.coordinator_address == "auto":
+        need(d.num_processes == 0, "distributed.num_processes",
+             "must be left unset (0) with coordinator_address='auto': the cluster gives it")
+        need(d.process_id == -1, "distributed.process_id",
+             "must be left unset (-1) with coordinator_address='auto': the cluster gives it")
+    elif d.coordinator_address:
+        host, _, port = d.coordinator_address.rpartition(":")
+        need(bool(host) and port.isdigit() and 0 < int(port) < 65536,
+             "distributed.coordinator_address", "must be '', 'auto' or 'host:port'")
         need(d.num_processes >= 1, "distributed.num_processes",
              "must be >= 1 when distributed.coordinator_address is set")
         need(0 <= d.process_id < d.num_processes, "distributed.process_id",
              f"must be in [0, {d.num_processes})")
+    ids = d.local_device_ids.replace(" ", "")
+    need(not ids or all(i.isdigit() for i in ids.split(",")), "distributed.local_device_ids",
+         "must be '' (JAX's default) or device numbers separated by commas, e.g. '0,1,2,3'")
+    for f in ("initialization_timeout", "heartbeat_timeout", "shutdown_timeout"):
+        need(d[f] >= 1, f"distributed.{f}", "must be >= 1 (seconds)")
     if device_count is not None:
         for f in ("batch_size", "eval.batch_size"):
             v = _get(config, f) or config.batch_size

@@ -33,6 +33,10 @@ class WorkdirLockedError(RuntimeError):
     """Another process is training in the same workdir."""
 
 
+class DistributedError(RuntimeError):
+    """A computation of a multi-process run failed: most often another process died."""
+
+
 USAGE_ERRORS = (ConfigError, WorkdirError)
-RUNTIME_ERRORS = (NonFiniteLossError, CheckpointMismatchError, CheckpointRestoreError,
-                  CheckpointSaveError, WorkdirLockedError, DataError)
+RUNTIME_ERRORS = (DistributedError, NonFiniteLossError, CheckpointMismatchError,
+                  CheckpointRestoreError, CheckpointSaveError, WorkdirLockedError, DataError)

@@ -2,9 +2,9 @@
 ``grux-train``); see :data:`USAGE`.
 
 Exit codes: 0 done (or stopped early); 1 a run-time error (checkpoint, data, non-finite loss,
-workdir in use; one line names the cause); 2 a usage or config error (one line names the
-field, file or path); 143 / 130 stopped by SIGTERM / SIGINT (after saving a checkpoint when
-training had started).
+workdir in use, a failed computation in a multi-process run; one line names the cause); 2 a
+usage or config error (one line names the field, file or path); 143 / 130 stopped by SIGTERM
+/ SIGINT (after saving a checkpoint when training had started).
 """
 from __future__ import annotations
 
@@ -155,7 +155,25 @@ def default_workdir(config_spec: str) -> str:
 
 def _fail(message: str, code: int) -> None:
     print(f"grux-train: error: {message}", file=sys.stderr, flush=True)
+    _exit_now_if_distributed(code)
     sys.exit(code)
+
+
+def _distributed() -> bool:
+    jax = sys.modules.get("jax")
+    return jax is not None and jax.distributed.is_initialized()
+
+
+def _exit_now_if_distributed(code: int) -> None:
+    """In a multi-process run, end this process at once (``os._exit``), skipping JAX's exit
+    handler: that handler waits at a shutdown barrier for every other process, which may be
+    dead or blocked waiting for this one, for up to ``distributed.shutdown_timeout`` seconds,
+    and then aborts with a C++ fatal log of many lines. The other processes notice the exit
+    at their next collective (docs/clusters.md, "When a process dies or hangs")."""
+    if _distributed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def main(argv: list[str]) -> int:
@@ -186,6 +204,11 @@ def main(argv: list[str]) -> int:
         _fail(str(e), 2)
     except RUNTIME_ERRORS as e:
         _fail(str(e), 1)
+    except Exception:  # a bug; in a multi-process run: its traceback, the same prompt exit
+        if _distributed():
+            traceback.print_exc()
+            _exit_now_if_distributed(1)
+        raise
     if summary["status"] == "preempted":
         return stop_signals.EXIT_CODES.get(summary.get("signal"), 143)
     return 0

@@ -21,6 +21,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from grux.train.config import ConfigError
 from grux.train.optim import add_weight_noise
 
 DATA_AXIS = "data"
@@ -168,15 +169,49 @@ def gather_sequences(local: list[list[int]]) -> list[list[int]]:
 def initialize_distributed(d) -> None:
     """``jax.distributed.initialize`` from ``config.distributed`` (no-op when unset).
 
-    ``coordinator_address="auto"`` lets JAX detect the cluster (Cloud TPU, SLURM, ...);
-    ``"host:port"`` uses the explicit ``num_processes``/``process_id``. Must run before any
-    other JAX call touches the devices."""
+    ``coordinator_address="auto"`` lets JAX detect the cluster (SLURM, Open MPI, Cloud TPU,
+    a Kubernetes indexed Job) and its process count and index; ``"host:port"`` uses the
+    explicit ``num_processes``/``process_id``. ``local_device_ids``, when set, is passed in
+    both cases (under SLURM JAX otherwise gives each process only the GPU of its local rank).
+    The three timeouts go to JAX as they are: ``initialization_timeout`` (every process must
+    connect within it, else JAX aborts the process), ``heartbeat_timeout`` (a process silent
+    that long counts as dead and JAX's coordination service stops every other one) and
+    ``shutdown_timeout``. Must run before any other JAX call touches the devices.
+
+    Raises:
+      ConfigError: ``"auto"`` but JAX detects no cluster in this environment.
+    """
     if not d.coordinator_address:
         return
-    if d.coordinator_address == "auto":
-        jax.distributed.initialize()
+    ids = ([int(i) for i in d.local_device_ids.replace(" ", "").split(",")]
+           if d.local_device_ids.strip() else None)
+    timeouts = dict(initialization_timeout=int(d.initialization_timeout),
+                    heartbeat_timeout_seconds=int(d.heartbeat_timeout),
+                    shutdown_timeout_seconds=int(d.shutdown_timeout))
+    if d.coordinator_address != "auto":
+        # 'deactivate': nothing is taken from the environment (JAX would otherwise still read
+        # SLURM_LOCALID etc. for the local devices of an explicit host:port run)
+        jax.distributed.initialize(coordinator_address=d.coordinator_address,
+                                   num_processes=d.num_processes, process_id=d.process_id,
+                                   local_device_ids=ids, cluster_detection_method="deactivate",
+                                   **timeouts)
         return
-    ids = [int(i) for i in d.local_device_ids.split(",")] if d.local_device_ids else None
-    jax.distributed.initialize(coordinator_address=d.coordinator_address,
-                               num_processes=d.num_processes, process_id=d.process_id,
-                               local_device_ids=ids)
+    try:
+        jax.distributed.initialize(local_device_ids=ids, **timeouts)
+    except ValueError as e:
+        if "should be defined" not in str(e):  # JAX's words when no cluster is detected
+            raise
+        raise ConfigError(
+            "config.distributed.coordinator_address='auto', but JAX detects no cluster here "
+            "(SLURM: launch with srun; Open MPI: mpirun; Cloud TPU VM; Kubernetes indexed "
+            "Job); elsewhere give 'host:port' with distributed.num_processes and "
+            f"distributed.process_id (JAX: {e})") from None
+
+
+def describe_process(mesh: Mesh) -> str:
+    """``process 1 of 2 on HOST: 4 of 8 devices (gpu)``: one line a process prints at start
+    in a multi-process run, so a cluster log shows that every process joined."""
+    import socket
+    return (f"grux: process {jax.process_index()} of {jax.process_count()} on "
+            f"{socket.gethostname()}: {len(mesh.local_devices)} of {mesh.devices.size} "
+            f"devices ({jax.local_devices()[0].platform})")

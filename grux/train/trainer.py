@@ -41,7 +41,8 @@ from grux.tasks import get_task_class
 from grux.train import parallel, stop_signals
 from grux.train.checkpoint import Checkpointer
 from grux.train.config import ConfigError, validate
-from grux.train.errors import NonFiniteLossError, WorkdirError, WorkdirLockedError
+from grux.train.errors import (DistributedError, NonFiniteLossError, WorkdirError,
+                               WorkdirLockedError)
 from grux.train.optim import make_optimizer
 from grux.train.writers import MetricWriter, Progress, format_duration
 
@@ -114,12 +115,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       ConfigError: a config field is unknown, mistyped or impossible (named).
       CheckpointMismatchError: the workdir's checkpoint does not fit this config's model.
       NonFiniteLossError: loss or gradient norm became NaN/Inf (the step is named).
+      DistributedError: a computation failed in a multi-process run (most often because
+        another process died); the checkpoints already written are kept.
     """
     own_signals = not stop_signals.installed() and stop_signals.install()
     lock = None
     try:
         parallel.initialize_distributed(config.distributed)
         mesh = parallel.make_mesh()
+        if jax.process_count() > 1:  # every process: a cluster log shows who joined
+            print(parallel.describe_process(mesh), flush=True)
         validate(config, device_count=mesh.devices.size)
         config = ml_collections.ConfigDict(config.to_dict())  # private, unlocked copy
         workdir = os.path.abspath(workdir)
@@ -136,11 +141,42 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
             raise
         trainer.close()
         return summary
+    except Exception as e:
+        if (not jax.distributed.is_initialized() or jax.process_count() == 1
+                or not _runtime_failure(e)):
+            raise
+        text = " ".join(str(e).split())
+        text = text if len(text) <= 400 else text[:400] + " ..."
+        raise DistributedError(
+            f"process {jax.process_index()} of {jax.process_count()}: a computation failed "
+            f"(in a multi-process run most often because another process died or lost "
+            f"contact: see its log): {text}. The checkpoints in {workdir} are kept: run the "
+            "same command on every process again to resume from the newest") from e
     finally:
         if lock is not None:
             lock.release()
         if own_signals:
             stop_signals.uninstall()
+
+
+# absl status codes that XLA's runtime errors start with when a collective or the
+# coordination service fails (e.g. "UNKNOWN: Gloo AllGather failed: ... Connection reset")
+_RUNTIME_STATUS = tuple(f"{code}: " for code in (
+    "UNKNOWN", "UNAVAILABLE", "DEADLINE_EXCEEDED", "INTERNAL", "ABORTED", "CANCELLED",
+    "FAILED_PRECONDITION", "DATA_LOSS"))
+
+
+def _runtime_failure(error: BaseException) -> bool:
+    """``error``, or an error it was raised from, is a failure of the XLA runtime: a
+    ``JaxRuntimeError``, or the ``ValueError`` that a failed CPU (gloo) collective raises,
+    whose message starts with an absl status code."""
+    seen, e = set(), error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, jax.errors.JaxRuntimeError) or str(e).startswith(_RUNTIME_STATUS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _record_config(workdir: str, config: ml_collections.ConfigDict, step: int) -> list[str]:
