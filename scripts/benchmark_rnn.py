@@ -14,6 +14,16 @@ unchanged (PyTorch then uses cuDNN). PyTorch is optional: without it its rows ar
 
 A second table compares minGRU's parallel (associative) scan with the sequential GRU scan at
 long sequence lengths.
+
+    python3 scripts/benchmark_rnn.py --bidirectional   # fused vs two-scan bidirectional GRU
+
+``--bidirectional`` instead times one bidirectional GRU layer both ways on the same
+parameters, forward and forward+backward: the two-scan form (two scans of ``T`` steps) and
+the fused form (``Bidirectional(fuse=True)``: one scan of ``T`` steps advancing both
+directions with one batched recurrent matmul). Shapes default to B=32, T=256, H in {256, 512};
+the two forms are timed interleaved (one call of each per round) so that load drifting on a
+shared machine affects both alike; medians and the fused/two-scan ratio are printed (< 1:
+fused faster).
 """
 from __future__ import annotations
 
@@ -29,7 +39,19 @@ import numpy as np
 from flax import linen
 from flax import nnx
 
-from grux.nn import GRULayer, MinGRULayer, linen_gru_params
+from grux.nn import Bidirectional, GRULayer, MinGRULayer, linen_gru_params
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def median_time(fn, repeats: int, warmup: int = 2) -> float:
@@ -129,6 +151,46 @@ def print_rows(rows):
               f"{r[5]:.2f} | {r[6]:.0%} | {r[7]:.0%} |", flush=True)
 
 
+def bidirectional_table(shapes, repeats, formulation="cudnn", masked=False):
+    """Two-scan vs fused bidirectional GRU layer, forward and forward+backward, timed
+    interleaved on the same parameters (a whole round: two-scan fwd, fused fwd, two-scan
+    fwd+bwd, fused fwd+bwd); medians over ``repeats`` rounds after 2 warm-up rounds."""
+    print(f"Bidirectional GRU layer ({formulation}), F = H, float32"
+          f"{', random lengths in [T/2, T]' if masked else ''}; ratio = fused / two-scan\n")
+    print("| B x T x H | two-scan fwd (ms) | fused fwd (ms) | fwd ratio | "
+          "two-scan fwd+bwd (ms) | fused fwd+bwd (ms) | fwd+bwd ratio |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for (b, t, h) in shapes:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.normal(size=(b, t, h)).astype(np.float32))
+        lengths = (jnp.asarray(rng.integers(t // 2, t + 1, size=b), jnp.int32) if masked
+                   else None)
+        fwd_l = GRULayer(h, h, formulation=formulation, rngs=nnx.Rngs(0))
+        bwd_l = GRULayer(h, h, formulation=formulation, rngs=nnx.Rngs(1))
+        fns = []
+        for fuse in (False, True):
+            graphdef, params = nnx.split(Bidirectional(fwd_l, bwd_l, fuse=fuse))
+            apply = lambda p, x, g=graphdef: nnx.merge(g, p)(x, lengths=lengths)[0]
+            fwd = jax.jit(apply)
+            grad = jax.jit(jax.grad(lambda p, x, a=apply: jnp.sum(a(p, x)), argnums=(0, 1)))
+            fns.append((lambda f=fwd, p=params: jax.block_until_ready(f(p, x)),
+                        lambda g=grad, p=params: jax.block_until_ready(g(p, x))))
+        order = [fns[0][0], fns[1][0], fns[0][1], fns[1][1]]
+        times = [[] for _ in order]
+        for r in range(repeats + 2):
+            for i, fn in enumerate(order):
+                t0 = time.perf_counter()
+                fn()
+                if r >= 2:
+                    times[i].append(time.perf_counter() - t0)
+        f2, f1, b2, b1 = (statistics.median(ts) for ts in times)
+        rows.append((f"{b}x{t}x{h}", f2, f1, b2, b1))
+        print(f"| {b}x{t}x{h} | {f2 * 1e3:.1f} | {f1 * 1e3:.1f} | {f1 / f2:.2f} | "
+              f"{b2 * 1e3:.1f} | {b1 * 1e3:.1f} | {b1 / b2:.2f} |", flush=True)
+    return rows
+
+
 def mingru_table(lengths, b, h, repeats):
     print(f"\nB={b}, H=F={h}, fwd+bwd (ms):\n")
     print("| T | minGRU parallel (assoc. scan) | minGRU sequential | GRU sequential (custom VJP) "
@@ -151,13 +213,27 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--mingru-lengths", nargs="*", type=int, default=[1024, 4096])
     p.add_argument("--quick", action="store_true", help="one small shape, 3 repeats")
+    p.add_argument("--bidirectional", action="store_true",
+                   help="time the fused bidirectional GRU layer against two scans instead "
+                        "(shapes default to 32x256x256 32x256x512)")
+    p.add_argument("--formulation", default="cudnn", choices=["cudnn", "cho"],
+                   help="GRU formulation for --bidirectional")
+    p.add_argument("--masked", action="store_true",
+                   help="--bidirectional with random lengths in [T/2, T] (reversal by gather)")
     a = p.parse_args(argv)
+    if a.bidirectional and a.shapes == p.get_default("shapes"):
+        a.shapes = ["32x256x256", "32x256x512"]
     if a.quick:
         a.shapes, a.repeats, a.mingru_lengths = ["16x64x128"], 3, [512]
     shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes]
     dev = jax.devices()[0]
+    if a.bidirectional:
+        print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores, JAX {jax.__version__} on "
+              f"{dev.platform} ({dev.device_kind}), {a.repeats} interleaved rounds\n")
+        bidirectional_table(shapes, a.repeats, a.formulation, a.masked)
+        return
     peak = matmul_gflops(a.repeats)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores, "
           f"JAX {jax.__version__} on {dev.platform} ({dev.device_kind}); "
           f"2048^3 f32 matmul: {peak:.0f} GFLOP/s\n")
     print("| B x T x H | implementation | fwd (ms) | fwd+bwd (ms) | fwd / grux | "

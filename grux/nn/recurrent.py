@@ -8,7 +8,8 @@ Shapes at the module boundary are batch-major ``(B, T, F)`` unless ``time_major=
   a prefix mask) handle variable-length batches: padded outputs are zero and the final state
   is taken at each sequence's true end; with ``reverse=True`` each sequence is read backwards
   from its own last valid step.
-* :class:`Bidirectional`: a forward and a backward layer, outputs concatenated.
+* :class:`Bidirectional`: a forward and a backward layer, outputs concatenated; with
+  ``fuse=True`` both directions advance together in one scan (half the sequential steps).
 * :class:`Recurrent` (and :class:`GRU`, :class:`LSTM`, :class:`TanhRNN`, :class:`MinGRU`):
   multi-layer, optionally bidirectional stacks with inter-layer dropout, with the
   ``torch.nn.GRU`` conventions for the state: ``(num_layers · num_directions, B, H)``.
@@ -101,8 +102,46 @@ class RecurrentLayer(nnx.Module):
             xp = xp + self._param(self.b_ih, dtype)
         return xp.reshape(t, b, -1)
 
+    def _prepare(self, x, lengths, mask, time_major) -> tuple[Array, Array | None, Any]:
+        """Validate the input; ``(x time-major in the compute dtype, (T, B) mask or None,
+        compute dtype)``."""
+        x = jnp.asarray(x)
+        if x.ndim != 3:
+            raise ValueError(f"{type(self).__name__} expects a rank-3 input "
+                             f"({'(T, B, F)' if time_major else '(B, T, F)'}), "
+                             f"got shape {x.shape}")
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{type(self).__name__} was built for in_features="
+                             f"{self.in_features} but the input has {x.shape[-1]} features")
+        x_tm = x if time_major else jnp.swapaxes(x, 0, 1)
+        t, b = x_tm.shape[:2]
+        mask_tm = _resolve_mask(lengths, mask, t, b, time_major)
+        dtype = self._compute_dtype()
+        return x_tm.astype(dtype), mask_tm, dtype
+
+    def _state_or_zeros(self, initial_state, batch, dtype):
+        return (self.initial_state(batch, dtype) if initial_state is None
+                else self._check_state(initial_state, batch, dtype))
+
+    def _recurrent_params(self, dtype) -> tuple[Array, Array | None]:
+        """``(w_hh, b_hh)`` in the compute dtype."""
+        return self._param(self.w_hh, dtype), self._param(self.b_hh, dtype)
+
     def _scan(self, xp: Array, state: Any, mask: Array | None, dtype) -> tuple[Array, Any]:
+        return self._scan_with(xp, state, mask, *self._recurrent_params(dtype))
+
+    def _scan_with(self, xp, state, mask, w_hh, b_hh) -> tuple[Array, Any]:
+        """The scan op on given recurrent weights: ``(H, G·H)``, or ``(D, H, G·H)`` to run
+        ``D`` stacked recurrences (``xp (T, D, B, G·H)``, state leaves ``(D, B, H)``)."""
         raise NotImplementedError
+
+    def fusion_signature(self) -> tuple:
+        """What must agree for two layers to run as the two directions of one fused scan
+        (:class:`Bidirectional` with ``fuse=True``): the class, sizes, dtypes, biases and
+        scan options."""
+        return (type(self), self.in_features, self.hidden_features, self.dtype,
+                self.param_dtype, self.b_ih is None, getattr(self, "b_hh", None) is None,
+                self.unroll, self.remat)
 
     def _cell(self, xp: Array, state: Any, dtype) -> Any:
         """One step of the recurrence on a projected input ``(B, G·H)``: the new state."""
@@ -153,21 +192,8 @@ class RecurrentLayer(nnx.Module):
         Returns:
           ``(outputs (B, T, H) or (T, B, H), final_state)``.
         """
-        x = jnp.asarray(x)
-        if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} expects a rank-3 input "
-                             f"({'(T, B, F)' if time_major else '(B, T, F)'}), "
-                             f"got shape {x.shape}")
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"{type(self).__name__} was built for in_features="
-                             f"{self.in_features} but the input has {x.shape[-1]} features")
-        x_tm = x if time_major else jnp.swapaxes(x, 0, 1)
-        t, b = x_tm.shape[:2]
-        mask_tm = _resolve_mask(lengths, mask, t, b, time_major)
-        dtype = self._compute_dtype()
-        x_tm = x_tm.astype(dtype)
-        state = (self.initial_state(b, dtype) if initial_state is None
-                 else self._check_state(initial_state, b, dtype))
+        x_tm, mask_tm, dtype = self._prepare(x, lengths, mask, time_major)
+        state = self._state_or_zeros(initial_state, x_tm.shape[1], dtype)
         if reverse:
             seq_lengths = None if mask_tm is None else mask_tm.sum(0).astype(jnp.int32)
             x_tm = reverse_within_lengths(x_tm, seq_lengths)
@@ -221,11 +247,12 @@ class GRULayer(RecurrentLayer):
         return ops.gru_cell(state, xp, self._param(self.w_hh, dtype),
                             self._param(self.b_hh, dtype), self.formulation)
 
-    def _scan(self, xp, state, mask, dtype):
-        return ops.gru_scan(xp, state, self._param(self.w_hh, dtype),
-                            self._param(self.b_hh, dtype), mask,
-                            formulation=self.formulation, backward=self.backward,
-                            unroll=self.unroll, remat=self.remat)
+    def _scan_with(self, xp, state, mask, w_hh, b_hh):
+        return ops.gru_scan(xp, state, w_hh, b_hh, mask, formulation=self.formulation,
+                            backward=self.backward, unroll=self.unroll, remat=self.remat)
+
+    def fusion_signature(self):
+        return super().fusion_signature() + (self.formulation, self.backward)
 
 
 class LSTMLayer(RecurrentLayer):
@@ -254,10 +281,8 @@ class LSTMLayer(RecurrentLayer):
         return ops.lstm_cell(state, xp, self._param(self.w_hh, dtype),
                              self._param(self.b_hh, dtype))
 
-    def _scan(self, xp, state, mask, dtype):
-        return ops.lstm_scan(xp, state, self._param(self.w_hh, dtype),
-                             self._param(self.b_hh, dtype), mask,
-                             unroll=self.unroll, remat=self.remat)
+    def _scan_with(self, xp, state, mask, w_hh, b_hh):
+        return ops.lstm_scan(xp, state, w_hh, b_hh, mask, unroll=self.unroll, remat=self.remat)
 
 
 class TanhRNNLayer(RecurrentLayer):
@@ -269,10 +294,9 @@ class TanhRNNLayer(RecurrentLayer):
         return ops.tanh_rnn_cell(state, xp, self._param(self.w_hh, dtype),
                                  self._param(self.b_hh, dtype))
 
-    def _scan(self, xp, state, mask, dtype):
-        return ops.tanh_rnn_scan(xp, state, self._param(self.w_hh, dtype),
-                                 self._param(self.b_hh, dtype), mask,
-                                 unroll=self.unroll, remat=self.remat)
+    def _scan_with(self, xp, state, mask, w_hh, b_hh):
+        return ops.tanh_rnn_scan(xp, state, w_hh, b_hh, mask, unroll=self.unroll,
+                                 remat=self.remat)
 
 
 class MinGRULayer(RecurrentLayer):
@@ -317,20 +341,62 @@ class Bidirectional(nnx.Module):
 
     ``initial_state`` is a pair ``(forward_state, backward_state)``; the final state is the
     pair of final states, the backward one taken after reading each sequence's first step.
+
+    ``fuse=True`` computes the same function as ONE scan over both directions
+    (:func:`grux.ops.bidirectional_scan`): the two input projections are one matmul
+    ``x [W_ih→ | W_ih←]``, and every step advances both directions with one batched
+    recurrent matmul on the stacked ``(2, H, G·H)`` recurrent weights, so the layer takes
+    ``T`` sequential steps instead of ``2T``. Parameters stay in the two layers (the same
+    checkpoints, interop and initialisation either way); the two layers must be of one kind
+    with the same options (:meth:`RecurrentLayer.fusion_signature`), and have recurrent
+    weights (not minGRU). Outputs and gradients equal the two-scan form's to float rounding.
     """
 
-    def __init__(self, forward: RecurrentLayer, backward: RecurrentLayer):
+    def __init__(self, forward: RecurrentLayer, backward: RecurrentLayer, *,
+                 fuse: bool = False):
         if forward.in_features != backward.in_features:
             raise ValueError("forward and backward layers must share in_features")
+        if fuse:
+            if not forward.has_recurrent_weights:
+                raise ValueError(f"fuse=True needs layers with recurrent weights (gru, lstm, "
+                                 f"tanh); {type(forward).__name__} has none")
+            if forward.fusion_signature() != backward.fusion_signature():
+                raise ValueError("fuse=True needs forward and backward layers of one kind "
+                                 "with the same sizes and options, got "
+                                 f"{forward.fusion_signature()} and "
+                                 f"{backward.fusion_signature()}")
         self.forward = forward
         self.backward = backward
+        self.fuse = fuse
 
     def __call__(self, x, *, lengths=None, mask=None, initial_state=None, time_major=False):
         s_f, s_b = (None, None) if initial_state is None else initial_state
+        if self.fuse:
+            return self._fused(x, lengths, mask, s_f, s_b, time_major)
         kw = dict(lengths=lengths, mask=mask, time_major=time_major)
         out_f, fin_f = self.forward(x, initial_state=s_f, **kw)
         out_b, fin_b = self.backward(x, initial_state=s_b, reverse=True, **kw)
         return jnp.concatenate([out_f, out_b], axis=-1), (fin_f, fin_b)
+
+    def _fused(self, x, lengths, mask, s_f, s_b, time_major):
+        f, b = self.forward, self.backward
+        x_tm, mask_tm, dtype = f._prepare(x, lengths, mask, time_major)
+        t, batch = x_tm.shape[:2]
+        s_f = f._state_or_zeros(s_f, batch, dtype)
+        s_b = b._state_or_zeros(s_b, batch, dtype)
+        w_ih = jnp.concatenate([f._param(f.w_ih, dtype), b._param(b.w_ih, dtype)], axis=1)
+        xp = x_tm.reshape(t * batch, -1) @ w_ih          # both projections: one matmul
+        if f.b_ih is not None:
+            xp = xp + jnp.concatenate([f._param(f.b_ih, dtype), b._param(b.b_ih, dtype)])
+        xp_f, xp_b = jnp.split(xp.reshape(t, batch, -1), 2, axis=-1)
+        (w_f, bias_f), (w_b, bias_b) = f._recurrent_params(dtype), b._recurrent_params(dtype)
+        w_hh = jnp.stack([w_f, w_b])
+        b_hh = None if bias_f is None else jnp.stack([bias_f, bias_b])
+        out_f, out_b, fin_f, fin_b = ops.bidirectional_scan(
+            lambda xp, s, m: f._scan_with(xp, s, m, w_hh, b_hh), xp_f, xp_b, s_f, s_b,
+            mask_tm)
+        out = jnp.concatenate([out_f, out_b], axis=-1)
+        return (out if time_major else jnp.swapaxes(out, 0, 1)), (fin_f, fin_b)
 
 
 class Recurrent(nnx.Module):
@@ -344,6 +410,10 @@ class Recurrent(nnx.Module):
       dropout: dropout rate on the outputs of every layer except the last (as PyTorch).
       variational_dropout: one dropout mask per sequence, shared by all time steps (Gal &
         Ghahramani 2016, "locked" dropout) instead of a fresh mask per step and unit.
+      fuse_directions: run both directions of each bidirectional layer as one scan with a
+        batched recurrent matmul (:class:`Bidirectional` ``fuse=True``; same results, same
+        parameters). Default off until measured faster (docs/speed.md); ignored by
+        unidirectional stacks; not for "mingru", which has no recurrent weights.
       **layer_kwargs: passed to every layer (``formulation``, ``backward``, ``dtype``,
         ``param_dtype``, ``unroll``, ``remat``, initialisers, ``forget_bias``, ``mode``).
 
@@ -354,7 +424,8 @@ class Recurrent(nnx.Module):
 
     def __init__(self, cell: str, in_features: int, hidden_features: int, *,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 variational_dropout: bool = False, rngs: nnx.Rngs, **layer_kwargs):
+                 variational_dropout: bool = False, fuse_directions: bool = False,
+                 rngs: nnx.Rngs, **layer_kwargs):
         if cell not in LAYERS:
             raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {cell!r}")
         if num_layers < 1:
@@ -367,12 +438,14 @@ class Recurrent(nnx.Module):
         self.num_layers = num_layers
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
+        self.fuse_directions = bool(fuse_directions and bidirectional)
         layer_cls = LAYERS[cell]
         layers = []
         for l in range(num_layers):
             fin = in_features if l == 0 else hidden_features * self.num_directions
             make = lambda: layer_cls(fin, hidden_features, rngs=rngs, **layer_kwargs)
-            layers.append(Bidirectional(make(), make()) if bidirectional else make())
+            layers.append(Bidirectional(make(), make(), fuse=self.fuse_directions)
+                          if bidirectional else make())
         self.layers = nnx.List(layers)
         self.variational_dropout = variational_dropout
         self.dropout = (nnx.Dropout(dropout, broadcast_dims=(1,) if variational_dropout else (),

@@ -36,6 +36,12 @@ candidate's matmul consumes ``r ⊙ h`` and ``r`` needs ``U_r h`` first.
   computed after the scan as single matmuls over all ``T·B`` rows (as cuDNN does), and
   ``∂L/∂xp`` flows to the hoisted input projection, whose own autodiff is likewise one matmul.
 * ``backward="autodiff"``: plain reverse-mode differentiation of ``lax.scan``.
+
+Both run unchanged on ``D`` stacked independent GRUs (a rank-3 ``w_hh (D, H, 3H)``; the two
+directions of a bidirectional layer, :func:`grux.ops.bidirectional_scan`): each step's
+recurrent matmul ``h W_hh`` becomes one ``(D, B, H) × (D, H, 3H)`` batched matmul, the
+custom backward's reverse scan carries ``∂L/∂h`` of all ``D``, and ``∂W_hh``, ``∂b_hh`` stay
+one matmul / sum per direction over its ``T·B`` rows.
 """
 from __future__ import annotations
 
@@ -45,7 +51,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from grux.ops.scan import masked_scan, match_vma, sigmoid
+from grux.ops.scan import check_scan_args, masked_scan, match_vma, sigmoid
 
 Array = jax.Array
 FORMULATIONS = ("cho", "cudnn")
@@ -90,14 +96,14 @@ def _step(h, xr, xz, xn, w_hh, b_hh, formulation):
         hp = h @ w_hh
         if b_hh is not None:
             hp = hp + b_hh
-        r = sigmoid(xr + hp[:, :hdim])
-        z = sigmoid(xz + hp[:, hdim:2 * hdim])
-        n = jnp.tanh(xn + r * hp[:, 2 * hdim:])
+        r = sigmoid(xr + hp[..., :hdim])
+        z = sigmoid(xz + hp[..., hdim:2 * hdim])
+        n = jnp.tanh(xn + r * hp[..., 2 * hdim:])
         return n + z * (h - n), hp          # (1 − z)·n + z·h
-    hrz = h @ w_hh[:, :2 * hdim]
-    r = sigmoid(xr + hrz[:, :hdim])
-    z = sigmoid(xz + hrz[:, hdim:])
-    hn = (r * h) @ w_hh[:, 2 * hdim:]
+    hrz = h @ w_hh[..., :2 * hdim]
+    r = sigmoid(xr + hrz[..., :hdim])
+    z = sigmoid(xz + hrz[..., hdim:])
+    hn = (r * h) @ w_hh[..., 2 * hdim:]
     n = jnp.tanh(xn + hn)
     return h + z * (n - h), jnp.concatenate([hrz, hn], axis=-1)   # (1 − z)·h + z·n
 
@@ -120,13 +126,31 @@ def _split3(xp):
 
 
 def _mat(a, w):
-    """``(T, B, K) @ (K, N)`` as one 2-D matmul over all ``T·B`` rows."""
+    """``(T, B, K) @ (K, N)`` as one 2-D matmul over all ``T·B`` rows; stacked directions
+    ``(T, D, B, K) @ (D, K, N)`` as one such matmul per direction."""
+    if w.ndim == 3:
+        return jnp.stack([_mat(a[:, d], w[d]) for d in range(w.shape[0])], axis=1)
     return (a.reshape(-1, a.shape[-1]) @ w).reshape(a.shape[:-1] + (w.shape[-1],))
 
 
 def _outer(a, b):
-    """``Σ_{t,b} a[t,b,:]ᵀ b[t,b,:]`` as one 2-D matmul: ``(T,B,K),(T,B,N) -> (K,N)``."""
+    """``Σ_{t,b} a[t,b,:]ᵀ b[t,b,:]`` as one 2-D matmul: ``(T,B,K),(T,B,N) -> (K,N)``;
+    stacked directions ``(T,D,B,K),(T,D,B,N) -> (D,K,N)`` as one such matmul per direction
+    (the same arithmetic as the unstacked scan's; the matmuls are large, nothing to gain
+    from batching them)."""
+    if a.ndim == 4:
+        return jnp.stack([_outer(a[:, d], b[:, d]) for d in range(a.shape[1])])
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def _bias_grad(dhp, b_hh):
+    """``∂L/∂b_hh`` from ``∂L/∂hp``: summed over time and batch, to ``b_hh``'s shape
+    (``(3H,)``, or ``(D, 1, 3H)`` for stacked directions)."""
+    if b_hh is None:
+        return None
+    if b_hh.ndim == 1:
+        return dhp.sum(axis=(0, 1))
+    return jnp.stack([dhp[:, d].sum(axis=(0, 1)) for d in range(dhp.shape[1])])[:, None, :]
 
 
 def _recurrent_preacts(xp, h_prev, w_hh, b_hh, formulation):
@@ -135,9 +159,9 @@ def _recurrent_preacts(xp, h_prev, w_hh, b_hh, formulation):
     if formulation == "cudnn":
         hp = _mat(h_prev, w_hh)
         return hp if b_hh is None else hp + b_hh
-    hrz = _mat(h_prev, w_hh[:, :2 * hdim])
+    hrz = _mat(h_prev, w_hh[..., :2 * hdim])
     r = sigmoid(xp[..., :hdim] + hrz[..., :hdim])
-    return jnp.concatenate([hrz, _mat(r * h_prev, w_hh[:, 2 * hdim:])], axis=-1)
+    return jnp.concatenate([hrz, _mat(r * h_prev, w_hh[..., 2 * hdim:])], axis=-1)
 
 
 def _forward(xp, h0, w_hh, b_hh, mask, formulation, unroll, keep_hp):
@@ -190,8 +214,8 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
     if remat:
         hp = _recurrent_preacts(xp, h_prev, w_hh, b_hh, formulation)
     has_mask = mask is not None
-    w_t = w_hh.T
-    w_n_t, w_rz_t = w_t[2 * hdim:], w_t[:2 * hdim]
+    w_t = jnp.swapaxes(w_hh, -1, -2)
+    w_n_t, w_rz_t = w_t[..., 2 * hdim:, :], w_t[..., :2 * hdim, :]
 
     def body(dh, inp):
         if has_mask:
@@ -207,7 +231,7 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
         if formulation == "cudnn":
             dn_pre = gc * (1.0 - z) * (1.0 - n * n)
             dz_pre = gc * (hprev - n) * z * (1.0 - z)
-            dr_pre = dn_pre * hpt[:, 2 * hdim:] * r * (1.0 - r)
+            dr_pre = dn_pre * hpt[..., 2 * hdim:] * r * (1.0 - r)
             dhp = jnp.concatenate([dr_pre, dz_pre, dn_pre * r], -1)
             return gc * z + dhp @ w_t + passthrough, (dhp, dn_pre)
         dn_pre = gc * z * (1.0 - n * n)
@@ -227,12 +251,12 @@ def _custom_bwd(formulation, unroll, remat, saved, cotangents):
         dhp, dn_pre = emitted          # dhp = ∂L/∂hp; ∂xp differs only in the n block
         dxp = jnp.concatenate([dhp[..., :2 * hdim], dn_pre], -1)
         dw_hh = _outer(h_prev, dhp)
-        db_hh = None if b_hh is None else dhp.sum(axis=(0, 1))
+        db_hh = _bias_grad(dhp, b_hh)
     else:
         dxp = emitted
         r = sigmoid(xp[..., :hdim] + hp[..., :hdim])
         dw_hh = jnp.concatenate([_outer(h_prev, dxp[..., :2 * hdim]),
-                                 _outer(r * h_prev, dxp[..., 2 * hdim:])], axis=1)
+                                 _outer(r * h_prev, dxp[..., 2 * hdim:])], axis=-1)
         db_hh = None
     dmask = None if mask is None else jnp.zeros_like(mask)
     return dxp, dh0, dw_hh, db_hh, dmask
@@ -267,6 +291,14 @@ def gru_scan(
       unroll: scan unroll factor.
       remat: do not store gate activations for the backward pass; recompute them.
 
+    Stacked directions: with a rank-3 ``w_hh (D, H, 3H)`` the scan runs ``D`` independent
+    GRUs together (the two directions of a bidirectional layer, see
+    :func:`grux.ops.bidirectional_scan`): ``xp (T, D, B, 3H)``, ``h0 (D, B, H)``,
+    ``b_hh (D, 3H)``, ``mask (T, B)`` (shared) or ``(T, D, B)``; outputs ``(T, D, B, H)``,
+    final state ``(D, B, H)``. Every step's recurrent matmul is then one ``(D, B, H) ×
+    (D, H, 3H)`` batched matmul, and the custom backward's weight gradients are matmuls
+    batched over ``D``; the arithmetic of each direction is that of the unstacked scan.
+
     Returns:
       ``(outputs (T, B, H), final_state (B, H))``.
     """
@@ -275,17 +307,7 @@ def gru_scan(
         raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
     if formulation == "cho" and b_hh is not None:
         raise ValueError("the 'cho' GRU has no recurrent bias; pass b_hh=None")
-    hdim = h0.shape[-1]
-    if xp.ndim != 3 or xp.shape[-1] != 3 * hdim:
-        raise ValueError(f"xp must have shape (T, B, 3H={3 * hdim}), got {xp.shape}")
-    if w_hh.shape != (hdim, 3 * hdim):
-        raise ValueError(f"w_hh must have shape ({hdim}, {3 * hdim}), got {w_hh.shape}")
-    if b_hh is not None and b_hh.shape != (3 * hdim,):
-        raise ValueError(f"b_hh must have shape ({3 * hdim},), got {b_hh.shape}")
-    if h0.shape != (xp.shape[1], hdim):
-        raise ValueError(f"h0 must have shape (B={xp.shape[1]}, H={hdim}), got {h0.shape}")
-    if mask is not None and mask.shape != xp.shape[:2]:
-        raise ValueError(f"mask must have shape (T, B)={xp.shape[:2]}, got {mask.shape}")
+    mask, b_hh = check_scan_args(xp, (h0,), w_hh, b_hh, mask, blocks=3)
     if mask is not None:
         mask = mask.astype(xp.dtype)
     # Inside shard_map all operands must vary over the same axes (a replicated weight's

@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from grux.ops.scan import masked_scan, sigmoid
+from grux.ops.scan import check_scan_args, masked_scan, sigmoid
 
 Array = jax.Array
 
@@ -30,10 +30,10 @@ def lstm_cell(state: tuple[Array, Array], xp: Array, w_hh: Array, b_hh: Array | 
     pre = xp + h @ w_hh
     if b_hh is not None:
         pre = pre + b_hh
-    i = sigmoid(pre[:, :hdim])
-    f = sigmoid(pre[:, hdim:2 * hdim])
-    g = jnp.tanh(pre[:, 2 * hdim:3 * hdim])
-    o = sigmoid(pre[:, 3 * hdim:])
+    i = sigmoid(pre[..., :hdim])
+    f = sigmoid(pre[..., hdim:2 * hdim])
+    g = jnp.tanh(pre[..., 2 * hdim:3 * hdim])
+    o = sigmoid(pre[..., 3 * hdim:])
     c_new = f * c + i * g
     return o * jnp.tanh(c_new), c_new
 
@@ -44,15 +44,12 @@ def lstm_scan(xp: Array, state0: tuple[Array, Array], w_hh: Array, b_hh: Array |
     """Run an LSTM over ``xp: (T, B, 4H)`` from ``state0=(h0, c0)``.
 
     Returns ``(outputs h_t: (T, B, H), (h_T, c_T))``; masking as in :mod:`grux.ops.scan`.
+    With a rank-3 ``w_hh (D, H, 4H)``, ``D`` stacked LSTMs run as one scan (the shapes of
+    :func:`grux.ops.scan.check_scan_args`; e.g. both directions of a bidirectional layer,
+    :func:`grux.ops.bidirectional_scan`), one batched recurrent matmul per step.
     """
     h0, c0 = state0
-    hdim = h0.shape[-1]
-    if xp.ndim != 3 or xp.shape[-1] != 4 * hdim:
-        raise ValueError(f"xp must have shape (T, B, 4H={4 * hdim}), got {xp.shape}")
-    if w_hh.shape != (hdim, 4 * hdim):
-        raise ValueError(f"w_hh must have shape ({hdim}, {4 * hdim}), got {w_hh.shape}")
-    if c0.shape != h0.shape:
-        raise ValueError(f"c0 shape {c0.shape} differs from h0 shape {h0.shape}")
+    mask, b_hh = check_scan_args(xp, (h0, c0), w_hh, b_hh, mask, blocks=4, names=("h0", "c0"))
 
     def step(state, x):
         new = lstm_cell(state, x, w_hh, b_hh)

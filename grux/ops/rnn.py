@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from grux.ops.scan import masked_scan
+from grux.ops.scan import check_scan_args, masked_scan
 
 Array = jax.Array
 
@@ -23,12 +23,13 @@ def tanh_rnn_cell(h: Array, xp: Array, w_hh: Array, b_hh: Array | None) -> Array
 def tanh_rnn_scan(xp: Array, h0: Array, w_hh: Array, b_hh: Array | None,
                   mask: Array | None = None, *, unroll: int = 1, remat: bool = False
                   ) -> tuple[Array, Array]:
-    """Run over ``xp: (T, B, H)``; returns ``(outputs (T, B, H), h_T (B, H))``."""
-    hdim = h0.shape[-1]
-    if xp.ndim != 3 or xp.shape[-1] != hdim:
-        raise ValueError(f"xp must have shape (T, B, H={hdim}), got {xp.shape}")
-    if w_hh.shape != (hdim, hdim):
-        raise ValueError(f"w_hh must have shape ({hdim}, {hdim}), got {w_hh.shape}")
+    """Run over ``xp: (T, B, H)``; returns ``(outputs (T, B, H), h_T (B, H))``.
+
+    With a rank-3 ``w_hh (D, H, H)``, ``D`` stacked RNNs run as one scan (the shapes of
+    :func:`grux.ops.scan.check_scan_args`; e.g. both directions of a bidirectional layer,
+    :func:`grux.ops.bidirectional_scan`), one batched recurrent matmul per step.
+    """
+    mask, b_hh = check_scan_args(xp, (h0,), w_hh, b_hh, mask, blocks=1)
 
     def step(h, x):
         h_new = tanh_rnn_cell(h, x, w_hh, b_hh)

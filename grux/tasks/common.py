@@ -24,6 +24,10 @@ def recurrent_model_config(**fields) -> dict:
             "backward": "custom",     # GRU only: custom (cuDNN-style VJP) | autodiff
             "remat": False,           # recompute the recurrent pre-activations in backward
             "unroll": 1,              # time steps per scan iteration
+            "fuse_directions": False,  # bidirectional gru/lstm/tanh stacks: both directions
+                                       # in one scan (batched recurrent matmul, T steps
+                                       # instead of 2T; same results; off until measured
+                                       # faster, see docs/speed.md)
             "dtype": "float32",       # compute dtype: float32 | bfloat16 (mixed precision:
                                       # parameters and optimizer state stay float32)
             **fields}
@@ -47,6 +51,9 @@ def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"config.model.dropout must be in [0, 1), got {m.dropout}")
+    if not isinstance(m.fuse_directions, bool):
+        raise ValueError(f"config.model.fuse_directions must be True or False, got "
+                         f"{m.fuse_directions!r}")
 
 
 def layer_options(m: ml_collections.ConfigDict, cell: str | None = None) -> dict:
@@ -65,9 +72,13 @@ def build_recurrent(m: ml_collections.ConfigDict, in_features: int, rngs: nnx.Rn
                     variational_dropout: bool = False) -> Recurrent:
     """The recurrent stack ``config.model`` describes: ``m.cell`` (or ``cell``),
     ``m.hidden`` units, ``m.num_layers`` layers with ``m.dropout`` between them, and the
-    layer options (formulation, backward, remat, unroll, compute dtype)."""
+    layer options (formulation, backward, remat, unroll, compute dtype); a bidirectional
+    stack runs both directions of each layer as one scan when ``m.fuse_directions`` (cells
+    with recurrent weights; minGRU, which has none, ignores it like the GRU-only options)."""
     cell = cell or m.cell
     return Recurrent(cell, in_features, m.hidden, num_layers=m.num_layers,
                      bidirectional=bidirectional, dropout=m.dropout,
-                     variational_dropout=variational_dropout, rngs=rngs,
+                     variational_dropout=variational_dropout,
+                     fuse_directions=(bidirectional and m.fuse_directions
+                                      and LAYERS[cell].has_recurrent_weights), rngs=rngs,
                      **layer_options(m, cell))

@@ -87,13 +87,14 @@ def test_layer_options_from_the_config_reach_every_recurrent_layer(args, monkeyp
     import jax.numpy as jnp
     from flax import nnx
 
-    from grux.nn.recurrent import GRULayer, RecurrentLayer
+    from grux.nn.recurrent import Bidirectional, GRULayer, RecurrentLayer
     skip_if_on_fixtures(args[1])
     monkeypatch.chdir(ROOT)
     config, _, _ = parse_command_line([f"--config={args[1]}", *args[2:],
                                        "--config.model.dtype=bfloat16",
                                        "--config.model.unroll=2", "--config.model.remat=True",
-                                       "--config.model.backward=autodiff"])
+                                       "--config.model.backward=autodiff",
+                                       "--config.model.fuse_directions=True"])
     config.data_dir = str(data_dir)
     model = get_task_class(config.task.name)(config).build_model(nnx.Rngs(0))
     layers = [m for _, m in nnx.iter_graph(model) if isinstance(m, RecurrentLayer)]
@@ -104,6 +105,8 @@ def test_layer_options_from_the_config_reach_every_recurrent_layer(args, monkeyp
         if isinstance(layer, GRULayer):
             assert layer.remat and layer.backward == "autodiff"
             assert layer.formulation == config.model.formulation
+    for pair in (m for _, m in nnx.iter_graph(model) if isinstance(m, Bidirectional)):
+        assert pair.fuse == pair.forward.has_recurrent_weights   # minGRU has none to fuse
 
 
 def test_bfloat16_compute_trains_with_float32_parameters(tmp_path):
