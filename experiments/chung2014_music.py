@@ -122,13 +122,8 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
     a = p.parse_args(argv)
-    datasets, cells = a.datasets.split(","), a.cells.split(",")
-    for d in datasets:
-        if d not in DATASETS:
-            p.error(f"unknown dataset {d!r}; choose from {DATASETS}")
-    for c in cells:
-        if c not in CELLS:
-            p.error(f"unknown cell {c!r}; choose from {CELLS}")
+    datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
+    cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
     lrs = [float(x) for x in a.lrs.split(",")]
     if a.quick:
         lrs = lrs[:1]

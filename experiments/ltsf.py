@@ -223,13 +223,8 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
     a = p.parse_args(argv)
-    datasets, cells = a.datasets.split(","), a.cells.split(",")
-    for d in datasets:
-        if d not in DATASETS:
-            p.error(f"unknown dataset {d!r} in --datasets; choose from {DATASETS}")
-    for c in cells:
-        if c not in CELLS:
-            p.error(f"unknown cell {c!r} in --cells; choose from {CELLS}")
+    datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
+    cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
     try:
         horizons = [int(h) for h in a.horizons.split(",")]
         seeds = [int(s) for s in a.seeds.split(",")]

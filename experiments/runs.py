@@ -60,3 +60,13 @@ def parameter_count(workdir: str) -> int:
     config = load_config(workdir)
     model = get_task_class(config.task.name)(config).build_model(nnx.Rngs(0))
     return int(sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def choices(parser, value: str, allowed, what: str, flag: str) -> list[str]:
+    """The comma-separated ``value`` of ``flag`` as a list; an item not in ``allowed`` is a
+    usage error naming it and the flag (exit 2)."""
+    items = [x for x in value.split(",") if x]
+    for x in items:
+        if x not in allowed:
+            parser.error(f"unknown {what} {x!r} in {flag}; choose from {tuple(allowed)}")
+    return items

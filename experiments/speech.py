@@ -136,17 +136,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
     p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
     a = p.parse_args(argv)
-    parts, cells = a.parts.split(","), a.cells.split(",")
-    si = [s for s in a.si_speakers.split(",") if s]
-    for part in parts:
-        if part not in PARTS:
-            p.error(f"unknown part {part!r} in --parts; choose from {PARTS}")
-    for c in cells:
-        if c not in CELLS:
-            p.error(f"unknown cell {c!r} in --cells; choose from {CELLS}")
-    for s in si:
-        if s not in SPEAKERS:
-            p.error(f"unknown speaker {s!r} in --si-speakers; choose from {SPEAKERS}")
+    parts = runs.choices(p, a.parts, PARTS, "part", "--parts")
+    cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
+    si = runs.choices(p, a.si_speakers, SPEAKERS, "speaker", "--si-speakers")
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"speech{suffix}.json")
