@@ -48,7 +48,8 @@ whether SegRNN's repository scores validation windows in full (we do).
 
 Measured: ``etth1,96``, 2026-11-27, the same CPU under heavier load (``python3
 experiments/ltsf.py``): test MSE 0.365 / MAE 0.397 at the best validation epoch 5 of 15
-(early stop), 20.2 min of training. Other cells: not yet measured. One training epoch of ``etth1,96`` (33 steps of 256
+(early stop), 20.2 min of training; ``etth1,192`` 0.415 / 0.425, ``etth1,336`` 0.458 / 0.446
+(7.4 min). Other cells: not yet measured. One training epoch of ``etth1,96`` (33 steps of 256
 windows x 7 channels, d = 512) took 30-40 s of training (0.9-1.4 s a step), plus ~8 s to
 evaluate validation and test, on the shared 2-core AMD EPYC under load (niced, load
 average ~5), 2026-11; after that one epoch the test MSE was already 0.392.
