@@ -78,16 +78,6 @@ class SoftmaxRegression:
         return np.argmax(z @ self.weights, 1)
 
 
-def pooled_baseline_accuracy(train: list[dict], test: list[dict], spec: FeatureSpec,
-                             l2: float = 1e-3) -> float:
-    """Test accuracy of :class:`SoftmaxRegression` on :func:`pooled_statistics` of recordings
-    ``{"audio", "label"}``, fitted on ``train``."""
-    xs = pooled_statistics([e["audio"] for e in train], spec)
-    model = SoftmaxRegression(l2).fit(xs, np.array([e["label"] for e in train]), 10)
-    pred = model.predict(pooled_statistics([e["audio"] for e in test], spec))
-    return float(np.mean(pred == np.array([e["label"] for e in test])))
-
-
 def pooled_baseline(splits: dict[str, list[dict]], spec: FeatureSpec,
                     l2s: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1)) -> dict:
     """The baseline on a ``train``/``validation``/``test`` split: ``l2`` chosen by validation
