@@ -76,14 +76,18 @@ def run_dir(root: str, dataset: str, horizon: int, cell: str, seed: int) -> str:
     return os.path.join(root, f"{dataset}-{horizon}-{cell}-s{seed}")
 
 
-def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bool) -> dict:
-    """One training run (resumes if its workdir has checkpoints); returns its numbers."""
+def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bool,
+          patience: int | None = None) -> dict:
+    """One training run (resumes if its workdir has checkpoints); returns its numbers.
+    ``patience``: early-stopping patience in epochs instead of the config's (SegRNN's 10)."""
     workdir = run_dir(root, dataset, horizon, cell, seed)
     overrides = [f"--config.model.cell={cell}", f"--config.seed={seed}"]
+    if patience is not None:
+        overrides.append(f"--config.eval.patience={patience}")
     s = runs.train(f"{CONFIG}:{dataset},{horizon}", workdir,
                    overrides + (QUICK_MODEL if quick else []), quick)
     with open(os.path.join(workdir, "config.json")) as f:
-        steps_per_epoch = json.load(f)["eval"]["every_steps"]
+        run_eval = json.load(f)["eval"]
     best = s["best"]["results"]
     print(f"  {dataset:>7} H={horizon:<3} {cell:>6} seed {seed}: test MSE "
           f"{best['test']['mse']:.3f} MAE {best['test']['mae']:.3f} at step "
@@ -91,7 +95,8 @@ def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bo
     return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
             "test": best["test"], "validation": best["validation"],
             "best_step": s["best"]["step"], "step": s["step"], "status": s["status"],
-            "steps_per_epoch": steps_per_epoch, "train_seconds": s["train_seconds"]}
+            "steps_per_epoch": run_eval["every_steps"], "patience": run_eval["patience"],
+            "train_seconds": s["train_seconds"]}
 
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -175,8 +180,8 @@ def table(results: dict, quick: bool) -> str:
                                              results[k]["seed"])):
         r = results[k]
         spe = r["steps_per_epoch"]
-        ended = {"early_stopped": "early stop", "completed": "epoch cap"}.get(r["status"],
-                                                                             r["status"])
+        ended = {"early_stopped": f"early stop (patience {r.get('patience', 10)})",
+                 "completed": "epoch cap"}.get(r["status"], r["status"])
         lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {r['cell']} seed {r['seed']} |"
                      f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
                      f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
@@ -222,6 +227,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel")
     p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early-stopping patience in epochs (default: the config's, SegRNN's "
+                        "10); the run table shows each run's")
     a = p.parse_args(argv)
     datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
     cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
@@ -247,7 +255,7 @@ def main(argv=None) -> None:
             f.write(table(results, a.quick))
 
     with cf.ThreadPoolExecutor(a.jobs) as pool:
-        futures = {pool.submit(train, a.root, *j, a.quick): j for j in jobs}
+        futures = {pool.submit(train, a.root, *j, a.quick, a.patience): j for j in jobs}
         for f in cf.as_completed(futures):
             results[key(*futures[f])] = f.result()
             save()

@@ -105,6 +105,9 @@ def _step(h, xr, xz, xn, w_hh, b_hh, formulation):
     z = sigmoid(xz + hrz[..., hdim:])
     hn = (r * h) @ w_hh[..., 2 * hdim:]
     n = jnp.tanh(xn + hn)
+    # (a state broadcast against several inputs, as in SegRNN's parallel decoder, gives
+    # ``hrz`` fewer rows than ``hn``; in a scan the two shapes agree and this is a no-op)
+    hrz = jnp.broadcast_to(hrz, hn.shape[:-1] + hrz.shape[-1:])
     return h + z * (n - h), jnp.concatenate([hrz, hn], axis=-1)   # (1 − z)·h + z·n
 
 

@@ -158,9 +158,11 @@ def to_output(segments, x, w):
     return out + np.asarray(x)[:, -1:]
 
 
-@pytest.mark.parametrize("cell,layers", [("gru", 1), ("gru", 2), ("lstm", 1), ("mingru", 1)])
-def test_parallel_decoding_equals_one_step_per_output_segment(rng, cell, layers):
-    m = model_config(cell, num_layers=layers)
+@pytest.mark.parametrize("cell,layers,formulation", [
+    ("gru", 1, "cudnn"), ("gru", 2, "cudnn"), ("gru", 2, "cho"), ("lstm", 2, "cudnn"),
+    ("tanh", 1, "cudnn"), ("mingru", 1, "cudnn")])
+def test_parallel_decoding_equals_one_step_per_output_segment(rng, cell, layers, formulation):
+    m = model_config(cell, num_layers=layers, formulation=formulation)
     model = SegRNNForecaster(m, 3, 96, 96, nnx.Rngs(1))
     x = jnp.asarray(rng.normal(size=(2, 96, 3)), jnp.float32)
     _, state = encoder_state(model, x)

@@ -139,7 +139,7 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
                JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "experiments/ltsf.py", "--quick", "--datasets",
                           "etth1", "--horizons", "96", "--root", str(tmp_path / "runs"),
-                          "--out", str(tmp_path / "out")],
+                          "--out", str(tmp_path / "out"), "--patience", "2"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     table = (tmp_path / "out" / "ltsf_quick.md").read_text()
@@ -149,6 +149,7 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
     run = json.loads((tmp_path / "out" / "ltsf_quick.json").read_text())["etth1,96,gru,0"]
     assert {"mse", "mae", "naive_mse", "snaive_mse", "linear_mse"} <= set(run["test"])
     assert f"| {run['test']['linear_mse']:.3f} |" in row
+    assert run["patience"] == 2                    # --patience reaches the run's config
     assert (tmp_path / "runs" / "etth1-96-gru-s0" / "summary.json").is_file()
     assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
 

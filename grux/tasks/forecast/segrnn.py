@@ -26,7 +26,10 @@ For a look-back ``x (B, L, C)`` and horizon ``H``, with segment length ``w`` and
    ``(B, H, C)`` and de-normalised.
 
 The first layer's input projection of the ``[p_m, e_c]`` queries is computed once for the
-``C·M`` distinct queries and broadcast over the batch.
+``C·M`` distinct queries and broadcast over the batch, and the recurrent matmul of the
+encoder state once per series and broadcast over the ``M`` segments: the decoder's cost is
+then elementwise in ``M`` (on a 2-core AMD EPYC a training step of ``etth1,720``, M = 30,
+took 1.94 s with the state repeated M times before the matmul, 2026-11-27).
 """
 from __future__ import annotations
 
@@ -107,17 +110,26 @@ class SegRNNForecaster(nnx.Module):
                                None if self.channel is None else self.channel[...])
 
     def _stack_step(self, xp0, state, key):
-        """One step of the stack from the projected first-layer input ``xp0``; returns the
-        last layer's output. Inter-layer dropout as in :class:`grux.nn.Recurrent`."""
+        """One step of the stack for ``M`` inputs per series from one state per series:
+        ``xp0 (N, M, G)`` is the projected first-layer input, state leaves are
+        ``(layers, N, H)``. Each state enters the cell as ``(N, 1, H)`` and broadcasts
+        against the ``M`` inputs, so the recurrent matmul ``h W_hh`` that all ``M`` output
+        segments share is done once per series, not ``M`` times (the GRU "cho" candidate's
+        ``(r ⊙ h) U_n`` depends on the input and stays per segment). Returns the last
+        layer's output ``(N, M, H)``. Inter-layer dropout as in :class:`grux.nn.Recurrent`."""
         rnn, h = self.rnn, None
         for l in range(rnn.num_layers):
-            layer_state = jax.tree.map(lambda s, l=l: s[l], state)
+            layer = rnn.layers[l]
+            dtype = layer._compute_dtype()
+            layer_state = jax.tree.map(lambda s, l=l: s[l][:, None].astype(dtype), state)
             if l == 0:
-                h, _ = rnn.layers[0].step_projected(xp0, layer_state)
+                xp = xp0
             else:
                 if rnn.dropout is not None:
                     h = rnn.dropout(h, rngs=_fold(key, l - 1))
-                h, _ = rnn.layers[l].step(h, layer_state)
+                xp = layer.project(h)
+            new = layer._cell(xp.astype(dtype), layer_state, dtype)
+            h = new[0] if isinstance(new, tuple) else new
         return h
 
     def decode_parallel(self, state, batch: int, key=None):
@@ -126,10 +138,9 @@ class SegRNNForecaster(nnx.Module):
         xp = self.rnn.layers[0].project(q)                     # (C or 1, M, G)
         n, m = batch * self.channels, self.n_out
         xp = jnp.broadcast_to(xp[None], (batch, self.channels, m, xp.shape[-1]))
-        xp = xp.reshape(n * m, -1)                             # row (b·C + c)·M + m
-        rep = jax.tree.map(lambda s: jnp.repeat(s, m, axis=1), state)
-        o = self._stack_step(xp, rep, _fold(key, 0))           # (N·M, d)
-        return self.head(self._drop(o, _fold(key, 1))).reshape(n, m, self.w)
+        xp = xp.reshape(n, m, -1)                              # row b·C + c
+        o = self._stack_step(xp, state, _fold(key, 0))         # (N, M, d)
+        return self.head(self._drop(o, _fold(key, 1)))
 
     def decode_recurrent(self, last, state, key=None):
         """RMF: ``ŷ_1`` from the encoder's last output, then each predicted segment read by
