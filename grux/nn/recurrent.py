@@ -302,20 +302,26 @@ class TanhRNNLayer(RecurrentLayer):
 class MinGRULayer(RecurrentLayer):
     """One minGRU layer (Feng et al. 2024): input-only gates, no recurrent weights.
 
-    ``mode="parallel"`` (log-space associative scan), ``"sequential"`` (a step-by-step scan;
-    same results) or ``"auto"`` (default): sequential on CPU, where the layer measured ~3x
-    faster than the associative scan (``scripts/benchmark_rnn.py``), parallel on accelerators.
+    ``mode``: ``"parallel"`` (log-space associative scan), ``"chunked"`` (linear-space
+    scans within and across chunks of ``chunk`` steps, :func:`grux.ops.mingru_chunked`),
+    ``"sequential"`` (a step-by-step scan; all three give the same results) or ``"auto"``
+    (default): sequential on CPU, where it measured fastest for forward+backward
+    (``scripts/benchmark_rnn.py``; chunked is the fastest forward there), parallel on
+    accelerators.
     """
 
     blocks = 2
     has_recurrent_weights = False
+    MODES = ("auto", "parallel", "chunked", "sequential")
 
     def __init__(self, in_features: int, hidden_features: int, *, mode: str = "auto",
-                 **kwargs):
-        if mode not in ("auto", "parallel", "sequential"):
-            raise ValueError(f"minGRU mode must be 'auto', 'parallel' or 'sequential', "
-                             f"got {mode!r}")
+                 chunk: int = 64, **kwargs):
+        if mode not in self.MODES:
+            raise ValueError(f"minGRU mode must be one of {self.MODES}, got {mode!r}")
+        if chunk < 1:
+            raise ValueError(f"minGRU chunk must be >= 1, got {chunk}")
         self.mode = mode
+        self.chunk = chunk
         kwargs.pop("recurrent_init", None)
         super().__init__(in_features, hidden_features, **kwargs)
 
@@ -328,6 +334,8 @@ class MinGRULayer(RecurrentLayer):
             mode = "sequential" if jax.default_backend() == "cpu" else "parallel"
         if mode == "parallel":
             return ops.mingru_parallel(xp, state, mask)
+        if mode == "chunked":
+            return ops.mingru_chunked(xp, state, mask, chunk=self.chunk)
         return ops.mingru_sequential(xp, state, mask, unroll=self.unroll)
 
 

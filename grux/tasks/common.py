@@ -7,7 +7,7 @@ import ml_collections
 from flax import nnx
 
 from grux.nn import Recurrent
-from grux.nn.recurrent import LAYERS
+from grux.nn.recurrent import LAYERS, MinGRULayer
 from grux.ops.gru import BACKWARDS, FORMULATIONS
 
 CELLS = tuple(LAYERS)  # gru, lstm, tanh, mingru
@@ -30,6 +30,8 @@ def recurrent_model_config(**fields) -> dict:
                                        # faster, see docs/speed.md)
             "dtype": "float32",       # compute dtype: float32 | bfloat16 (mixed precision:
                                       # parameters and optimizer state stay float32)
+            "mingru_mode": "auto",    # minGRU only: auto | parallel | chunked | sequential
+            "mingru_chunk": 64,       # minGRU only: steps per chunk of mode "chunked"
             **fields}
 
 
@@ -46,7 +48,10 @@ def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
     if m.dtype not in DTYPES:
         raise ValueError(f"config.model.dtype must be one of {tuple(DTYPES)}, got "
                          f"{m.dtype!r}")
-    for field in ("hidden", "num_layers", "unroll"):
+    if m.mingru_mode not in MinGRULayer.MODES:
+        raise ValueError(f"config.model.mingru_mode must be one of {MinGRULayer.MODES}, got "
+                         f"{m.mingru_mode!r}")
+    for field in ("hidden", "num_layers", "unroll", "mingru_chunk"):
         if m[field] < 1:
             raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
     if not 0.0 <= m.dropout < 1.0:
@@ -64,6 +69,8 @@ def layer_options(m: ml_collections.ConfigDict, cell: str | None = None) -> dict
         out["remat"] = m.remat
     if cell == "gru":
         out.update(formulation=m.formulation, backward=m.backward)
+    if cell == "mingru":
+        out.update(mode=m.mingru_mode, chunk=m.mingru_chunk)
     return out
 
 
