@@ -254,14 +254,24 @@ def main(argv=None) -> None:
         with open(os.path.join(a.out, f"ltsf{suffix}.md"), "w") as f:
             f.write(table(results, a.quick))
 
+    failed = []
     with cf.ThreadPoolExecutor(a.jobs) as pool:
         futures = {pool.submit(train, a.root, *j, a.quick, a.patience): j for j in jobs}
         for f in cf.as_completed(futures):
-            results[key(*futures[f])] = f.result()
+            try:
+                results[key(*futures[f])] = f.result()
+            except RuntimeError as e:        # one failed run must not lose the others
+                failed.append(run_dir(a.root, *futures[f]))
+                print(f"  FAILED {failed[-1]}: {e}", flush=True)
+                continue
             save()
     save()
-    plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
+    if results:
+        plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
     print(table(results, a.quick))
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed (rerun to retry; finished runs are "
+                         f"reused): {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ plain PyTorch loop (when ``torch`` is importable; it is never a dependency).
 The model is ``configs/char_lm.py:tiny_shakespeare`` changed to the shape of the brief of
 issue 15: character embedding 128 → one GRU layer of 512 units → softmax over the
 characters, Adam (2e-3, cosine schedule), gradient clipping at global norm 1, batch 32,
-BPTT 128, no dropout, the state carried from window to window, float32. The GRU is the
+BPTT 128, no dropout, the state carried from window to window, float32 (``--dtype
+bfloat16``: grux computes in bfloat16 with float32 parameters and optimizer state). The GRU is the
 cuDNN/PyTorch formulation (``--formulation cho`` for the config's default), so both sides
 compute the same function.
 
@@ -50,7 +51,7 @@ def make_config(a):
     config = load_config_file(os.path.join(ROOT, "configs/char_lm.py:tiny_shakespeare"))
     m = config.model
     m.embed, m.hidden, m.num_layers, m.dropout = a.embed, a.hidden, 1, 0.0
-    m.formulation = a.formulation
+    m.formulation, m.dtype = a.formulation, a.dtype
     config.task.bptt = a.bptt
     config.batch_size = a.batch
     if a.data_dir:
@@ -161,6 +162,9 @@ def main(argv=None):
     p.add_argument("--embed", type=int, default=128)
     p.add_argument("--hidden", type=int, default=512)
     p.add_argument("--formulation", default="cudnn", choices=["cudnn", "cho"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="grux's compute dtype (config.model.dtype; parameters and optimizer "
+                        "state stay float32); PyTorch stays float32")
     p.add_argument("--data-dir", default="", help="raw data (default: ../shared/data)")
     p.add_argument("--no-torch", action="store_true", help="time grux only")
     p.add_argument("--torch-threads", type=int, default=0,
@@ -194,7 +198,7 @@ def main(argv=None):
                                     f"{os.environ.get('OMP_WAIT_POLICY')})" if torch else
                                     ", torch not importable (grux only)"))
     print(f"char LM, tiny Shakespeare (vocab {vocab}): embed {a.embed}, GRU {a.hidden} "
-          f"({a.formulation}), Adam, clip 1, batch {a.batch}, BPTT {a.bptt}; {a.rounds} "
+          f"({a.formulation}; grux compute dtype {a.dtype}), Adam, clip 1, batch {a.batch}, BPTT {a.bptt}; {a.rounds} "
           f"rounds x {a.steps} steps after {a.warmup} warm-up steps\n", flush=True)
 
     def batches(n):

@@ -154,6 +154,25 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
     assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
 
 
+def test_ltsf_experiment_reports_a_failed_run_and_goes_on(data_dir, tmp_path):
+    """A run that fails (here every run: patience -1 is refused by the config check) is
+    reported by its workdir; the sweep finishes the others and exits non-zero."""
+    import os
+    import subprocess
+    import sys
+
+    from cli_runs import ROOT
+    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "experiments/ltsf.py", "--quick", "--datasets",
+                          "etth1", "--horizons", "96,192", "--root", str(tmp_path / "runs"),
+                          "--out", str(tmp_path / "out"), "--patience", "-1"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0
+    assert out.stdout.count("FAILED") == 2 and "eval.patience" in out.stdout
+    assert "2 run(s) failed" in out.stderr and "etth1-192-gru-s0" in out.stderr
+
+
 def test_copy_task_and_synthetic_lm_train_without_files(tmp_path):
     c = _quiet(base_config("copy"), 800, 100)
     c.task.delay, c.task.length, c.task.eval_examples = 5, 4, 256
