@@ -68,15 +68,28 @@ def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 class MusicModel(nnx.Module):
-    """Recurrent stack over the previous frame → 88 Bernoulli logits per step."""
+    """Recurrent stack over the previous frame → 88 Bernoulli logits per step.
+
+    Regularisation beyond Chung et al.'s set-up (all off by default): ``model.input_dropout``
+    on the input frames, ``model.dropout`` between stacked layers, ``model.output_dropout``
+    on the top layer's outputs before the logits (Zaremba et al. 2014's non-recurrent
+    connections); ``model.variational_dropout`` shares each mask over all time steps of a
+    piece (Gal & Ghahramani 2016)."""
 
     def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
-        self.rnn = build_recurrent(m, KEYS, rngs)
+        self.rnn = build_recurrent(m, KEYS, rngs, variational_dropout=m.variational_dropout)
         self.head = nnx.Linear(m.hidden, KEYS, rngs=rngs)
+        shared = (1,) if m.variational_dropout else ()
+        self.in_drop = nnx.Dropout(m.input_dropout, broadcast_dims=shared)
+        self.out_drop = nnx.Dropout(m.output_dropout, broadcast_dims=shared)
 
     def __call__(self, inputs, mask, rngs=None):
-        out, _ = self.rnn(inputs, mask=mask, rngs=rngs)
-        return self.head(out)
+        if rngs is None:
+            out, _ = self.rnn(inputs, mask=mask)
+            return self.head(out)
+        x = self.in_drop(inputs, rngs=jax.random.fold_in(rngs, 1))
+        out, _ = self.rnn(x, mask=mask, rngs=rngs)
+        return self.head(self.out_drop(out, rngs=jax.random.fold_in(rngs, 2)))
 
 
 @register
@@ -91,7 +104,8 @@ class MusicTask(Task):
                      # > 0: train on random windows of at most this many steps of longer pieces
                      # (evaluation always scores whole pieces); 0: whole pieces
                      "max_train_length": 0},
-            "model": recurrent_model_config(hidden=46),
+            "model": recurrent_model_config(hidden=46, input_dropout=0.0, output_dropout=0.0,
+                                            variational_dropout=False),
         })
 
     @staticmethod
@@ -103,6 +117,10 @@ class MusicTask(Task):
             raise ValueError("config.task.max_train_length must be >= 0, got "
                              f"{config.task.max_train_length}")
         validate_recurrent_model(config.model)
+        for field in ("input_dropout", "output_dropout"):
+            if not 0.0 <= config.model[field] < 1.0:
+                raise ValueError(f"config.model.{field} must be in [0, 1), got "
+                                 f"{config.model[field]}")
 
     def __init__(self, config):
         super().__init__(config)

@@ -45,3 +45,32 @@ def test_uninformed_model_scores_88_ln2_per_step():
                             b["mask"])
     assert float(total / steps) == pytest.approx(88 * np.log(2), rel=1e-6)
 
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_input_and_output_dropout_train_only_and_variational_masks_span_time(variational):
+    import jax
+    from flax import nnx
+
+    from grux.tasks.music import MusicModel, MusicTask
+    m = MusicTask.default_config().model
+    m.hidden, m.input_dropout, m.output_dropout = 8, 0.5, 0.5
+    m.variational_dropout = variational
+    model = MusicModel(m, nnx.Rngs(0))
+    x = jnp.ones((3, 20, 88))
+    mask = jnp.ones((3, 20), bool)
+    plain = model.head(model.rnn(x, mask=mask)[0])
+    np.testing.assert_allclose(model(x, mask), plain, atol=1e-6)      # evaluation: no dropout
+    assert not np.allclose(model(x, mask, rngs=jax.random.key(1)), plain)
+    kept = model.in_drop(x, rngs=jax.random.key(2)) != 0               # (3, 20, 88)
+    assert 0.3 < float(kept.mean()) < 0.7
+    same_over_time = bool((kept == kept[:, :1]).all())
+    assert same_over_time == variational
+
+
+def test_dropout_fields_are_checked():
+    from grux.tasks.music import MusicTask
+    c = MusicTask.default_config()
+    c.model.output_dropout = 1.0
+    with pytest.raises(ValueError, match="config.model.output_dropout"):
+        MusicTask.validate(c)
