@@ -219,3 +219,28 @@ def test_speech_experiment_quick_mode_writes_tables_and_keeps_other_parts(data_d
     assert "| bi-tanh-RNN 2x128 |" in table and "| theo |" in table
     bad = speech("--cells", "gru,rnn")
     assert bad.returncode == 2 and "unknown cell 'rnn' in --cells" in bad.stderr
+
+
+def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from cli_runs import ROOT
+    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "experiments/music_beyond.py", "--quick",
+                          "--datasets", "jsb_chorales", "--sizes", "32x2", "--root",
+                          str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    table = (tmp_path / "out" / "music_beyond_quick.md").read_text()
+    assert "QUICK MODE" in table
+    row = next(line for line in table.splitlines() if line.startswith("| JSB Chorales | gru |"))
+    assert "| 8.10 | 8.43 | 8.45 |" in row                      # Bai et al. 2018, issue 16
+    (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
+    assert rec["size"] == "32x2" and rec["parameters"] > 0
+    assert f"{rec['parameters']:,}" in row
+    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-d0.2" / "config.json").read_text())
+    assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.2
