@@ -26,7 +26,7 @@ dropped-last-test-batch fix, the other models quoted there from the iTransformer
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
+import functools
 import json
 import math
 import os
@@ -254,25 +254,17 @@ def main(argv=None) -> None:
         with open(os.path.join(a.out, f"ltsf{suffix}.md"), "w") as f:
             f.write(table(results, a.quick))
 
-    failed = []
-    with cf.ThreadPoolExecutor(a.jobs) as pool:
-        futures = {pool.submit(train, a.root, *j, a.quick, a.patience): j for j in jobs}
-        for f in cf.as_completed(futures):
-            try:
-                results[key(*futures[f])] = f.result()
-            except RuntimeError as e:        # one failed run must not lose the others
-                failed.append(run_dir(a.root, *futures[f]))
-                print(f"  FAILED {failed[-1]}: {e}", flush=True)
-                continue
-            save()
+    failed: list = []
+    train_one = functools.partial(train, a.root, quick=a.quick, patience=a.patience)
+    for job, result in runs.each_result(jobs, train_one, a.jobs,
+                                        functools.partial(run_dir, a.root), failed):
+        results[key(*job)] = result
+        save()
     save()
     if results:
         plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
     print(table(results, a.quick))
-    if failed:
-        raise SystemExit(f"{len(failed)} run(s) failed (rerun to retry; finished runs are "
-                         f"reused): {', '.join(failed)}")
-
+    runs.exit_if_failed(failed)
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ GRU 3.46, LSTM 3.29.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
+import functools
 import json
 import os
 
@@ -129,25 +129,19 @@ def main(argv=None) -> None:
           flush=True)
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
-    records, failed = [], []
-    with cf.ThreadPoolExecutor(a.jobs) as pool:
-        futures = {pool.submit(train, a.root, *j, a.quick): j for j in jobs}
-        for f in cf.as_completed(futures):
-            try:
-                records.append(f.result())
-            except RuntimeError as e:            # one failed run must not lose the others
-                failed.append(run_dir(a.root, *futures[f]))
-                print(f"  FAILED {failed[-1]}: {e}", flush=True)
+    records: list = []
+    failed: list = []
+    train_one = functools.partial(train, a.root, quick=a.quick)
+    for _, record in runs.each_result(jobs, train_one, a.jobs,
+                                      functools.partial(run_dir, a.root), failed):
+        records.append(record)
     text = table(records, a.quick)
     with open(os.path.join(a.out, f"music_beyond{suffix}.md"), "w") as f:
         f.write(text)
     with open(os.path.join(a.out, f"music_beyond{suffix}.json"), "w") as f:
         json.dump(records, f, indent=1)
     print(text)
-    if failed:
-        raise SystemExit(f"{len(failed)} run(s) failed (rerun to retry; finished runs are "
-                         f"reused): {', '.join(failed)}")
-
+    runs.exit_if_failed(failed)
 
 if __name__ == "__main__":
     main()

@@ -1,8 +1,9 @@
 """What the experiment scripts share: one training run of a config in its own workdir (an
-interrupted sweep resumes where it stopped; finished runs are reused), its wall time, and
-the parameter count of a config's model."""
+interrupted sweep resumes where it stopped; finished runs are reused), a sweep of such runs
+that survives a failed one, its wall time, and the parameter count of a config's model."""
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 import os
 import subprocess
@@ -70,3 +71,27 @@ def choices(parser, value: str, allowed, what: str, flag: str) -> list[str]:
         if x not in allowed:
             parser.error(f"unknown {what} {x!r} in {flag}; choose from {tuple(allowed)}")
     return items
+
+
+def each_result(jobs, train_one, workers: int, describe, failed: list):
+    """Run ``train_one(*job)`` for every job, ``workers`` at a time, and yield
+    ``(job, result)`` as they finish. A run that fails (``RuntimeError``, as :func:`train`
+    raises) is printed and appended to ``failed`` as ``describe(*job)``, and the others go
+    on; call :func:`exit_if_failed` once the results are saved."""
+    with cf.ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(train_one, *j): j for j in jobs}
+        for f in cf.as_completed(futures):
+            try:
+                result = f.result()
+            except RuntimeError as e:
+                failed.append(describe(*futures[f]))
+                print(f"  FAILED {failed[-1]}: {e}", flush=True)
+                continue
+            yield futures[f], result
+
+
+def exit_if_failed(failed: list) -> None:
+    """Exit non-zero naming the failed runs, if any."""
+    if failed:
+        raise SystemExit(f"{len(failed)} run(s) failed (rerun to retry; finished runs are "
+                         f"reused): {', '.join(failed)}")

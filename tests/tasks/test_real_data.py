@@ -128,8 +128,8 @@ def test_chung2014_experiment_quick_mode_writes_table_and_plot(data_dir, tmp_pat
     assert (tmp_path / "out" / "chung2014_music_valid_quick.png").stat().st_size > 1000
 
 
-def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_path):
-    import json
+def run_experiment(script, args, data_dir, tmp_path):
+    """``python experiments/<script> <args>`` on the shared data, TFDS cache in ``tmp_path``."""
     import os
     import subprocess
     import sys
@@ -137,10 +137,17 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
     from cli_runs import ROOT
     env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
                JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "experiments/ltsf.py", "--quick", "--datasets",
-                          "etth1", "--horizons", "96", "--root", str(tmp_path / "runs"),
-                          "--out", str(tmp_path / "out"), "--patience", "2"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, f"experiments/{script}", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_path):
+    import json
+
+    out = run_experiment("ltsf.py", ["--quick", "--datasets", "etth1", "--horizons", "96",
+                                     "--root", str(tmp_path / "runs"), "--out",
+                                     str(tmp_path / "out"), "--patience", "2"],
+                         data_dir, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     table = (tmp_path / "out" / "ltsf_quick.md").read_text()
     assert "QUICK MODE" in table
@@ -157,17 +164,10 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
 def test_ltsf_experiment_reports_a_failed_run_and_goes_on(data_dir, tmp_path):
     """A run that fails (here every run: patience -1 is refused by the config check) is
     reported by its workdir; the sweep finishes the others and exits non-zero."""
-    import os
-    import subprocess
-    import sys
-
-    from cli_runs import ROOT
-    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
-               JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "experiments/ltsf.py", "--quick", "--datasets",
-                          "etth1", "--horizons", "96,192", "--root", str(tmp_path / "runs"),
-                          "--out", str(tmp_path / "out"), "--patience", "-1"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = run_experiment("ltsf.py", ["--quick", "--datasets", "etth1", "--horizons", "96,192",
+                                     "--root", str(tmp_path / "runs"), "--out",
+                                     str(tmp_path / "out"), "--patience", "-1"],
+                         data_dir, tmp_path)
     assert out.returncode != 0
     assert out.stdout.count("FAILED") == 2 and "eval.patience" in out.stdout
     assert "2 run(s) failed" in out.stderr and "etth1-192-gru-s0" in out.stderr
@@ -223,17 +223,11 @@ def test_speech_experiment_quick_mode_writes_tables_and_keeps_other_parts(data_d
 
 def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     import json
-    import os
-    import subprocess
-    import sys
 
-    from cli_runs import ROOT
-    env = dict(os.environ, GRUX_DATA_DIR=str(data_dir), GRUX_TFDS_DIR=str(tmp_path / "tfds"),
-               JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "experiments/music_beyond.py", "--quick",
-                          "--datasets", "jsb_chorales", "--sizes", "32x2", "--root",
-                          str(tmp_path / "runs"), "--out", str(tmp_path / "out")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
+                                             "--sizes", "32x2", "--root", str(tmp_path / "runs"),
+                                             "--out", str(tmp_path / "out")],
+                         data_dir, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     table = (tmp_path / "out" / "music_beyond_quick.md").read_text()
     assert "QUICK MODE" in table
