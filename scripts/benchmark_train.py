@@ -30,6 +30,19 @@ script sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it (printed)
 Each round times ``--steps`` steps of grux then of PyTorch (after ``--warmup`` untimed steps
 of each, compilation included there), so load drifting on a shared machine hits both alike;
 medians over the rounds. Prints the CPU model, tokens/s of each and the ratio.
+
+Any config, two variants (grux only):
+
+    python3 scripts/benchmark_train.py --config configs/multi30k.py:en-de,small \
+        --compare model.fuse_directions=True
+    python3 scripts/benchmark_train.py --config configs/fsdd_digits.py \
+        --set batch_size=16 --compare model.fuse_directions=True,model.unroll=2
+
+``--config`` times the training step of ``FILE[:ARG]`` (with the ``--set`` overrides) beside
+the same config with the ``--compare`` overrides applied on top, interleaved by rounds in one
+process, and prints the items/s of each (the task's unit: tokens, frames, utterances) and
+the ratio. Both variants see the same batches, after one untimed pass over them that
+compiles every batch shape (length-bucketed tasks have several); ``--warmup`` is not used.
 """
 from __future__ import annotations
 
@@ -152,6 +165,54 @@ class TorchLoop:
         return float(sum(float(v) for v in self.losses[-last:]) / last)
 
 
+def _overrides(text: str) -> list[str]:
+    return [f"--config.{kv}" for kv in text.split(",") if kv]
+
+
+def compare_configs(a) -> None:
+    """Two variants of one config's training step, interleaved by rounds (``--config``)."""
+    import jax
+
+    from grux.train.main import parse_config
+    base = [f"--config={a.config}", *_overrides(a.set)]
+    if a.data_dir:
+        base.append(f"--config.data_dir={a.data_dir}")
+    variants = {"A": parse_config(base), "B": parse_config(base + _overrides(a.compare))}
+    loops = {k: GruxLoop(c) for k, c in variants.items()}
+    dev = jax.devices()[0]
+    unit = loops["A"].task.unit
+    print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
+          f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
+          f"({dev.device_kind})")
+    print(f"{a.config} {a.set}: A = as set, B = A + {a.compare}; {a.rounds} rounds x "
+          f"{a.steps} steps after one untimed pass over the same batches (compiles every "
+          f"batch shape)\n", flush=True)
+    batches = [loops["A"].next_batch() for _ in range(a.rounds * a.steps)]
+    for loop in loops.values():   # one untimed pass: every batch shape compiled (buckets)
+        loop.run(batches)
+    times: dict[str, list[float]] = {k: [] for k in loops}
+    items = []
+    for r in range(a.rounds):
+        bs = batches[r * a.steps:(r + 1) * a.steps]
+        for k, loop in loops.items():
+            t0 = time.perf_counter()
+            loop.run(bs)
+            times[k].append(time.perf_counter() - t0)
+        # the loss's weight is the count of the task's unit (tokens, frames, utterances)
+        pairs = loops["A"].parallel.to_host(loops["A"].losses[-a.steps:])
+        items.append(float(sum(p[1] for p in pairs)))
+    n = statistics.median(items)
+    print(f"| variant | ms / step | {unit} / s | time / A | mean loss, last round |")
+    print("|---|---|---|---|---|")
+    ta = statistics.median(times["A"])
+    for k, loop in loops.items():
+        t = statistics.median(times[k])
+        print(f"| {k} | {1e3 * t / a.steps:.1f} | {n / t:,.0f} | {t / ta:.2f} | "
+              f"{loop.mean_loss(a.steps):.3f} |")
+    print("\nper-round seconds: " + ", ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs)
+                                             for k, vs in times.items()))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=10, help="timed steps per round")
@@ -171,7 +232,16 @@ def main(argv=None):
                    help="torch.set_num_threads (default: torch's own choice)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: batch 8, BPTT 32, hidden 64, 2 rounds of 3 steps")
+    p.add_argument("--config", default="",
+                   help="FILE[:ARG]: time this config's training step instead (grux only)")
+    p.add_argument("--set", default="", help="with --config: FIELD=VALUE,... for both variants")
+    p.add_argument("--compare", default="",
+                   help="with --config: FIELD=VALUE,... that make the second variant")
     a = p.parse_args(argv)
+    if a.config:
+        if not a.compare:
+            p.error("--config needs --compare FIELD=VALUE,... (the second variant)")
+        return compare_configs(a)
     if a.quick:
         a.batch, a.bptt, a.embed, a.hidden = 8, 32, 16, 64
         a.steps, a.rounds, a.warmup = 3, 2, 2
