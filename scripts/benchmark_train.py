@@ -59,6 +59,16 @@ sys.path.insert(0, ROOT)
 from benchmark_rnn import cpu_model  # noqa: E402  (scripts/ is on sys.path when run)
 
 
+def translate_config(a):
+    """``configs/multi30k.py:en-de,small`` in the cuDNN formulation (the one PyTorch has)."""
+    from grux.train.main import parse_config
+    args = [f"--config={os.path.join(ROOT, 'configs/multi30k.py')}:en-de,small",
+            "--config.model.formulation=cudnn", f"--config.model.dtype={a.dtype}"]
+    if a.data_dir:
+        args.append(f"--config.data_dir={a.data_dir}")
+    return parse_config(args)
+
+
 def make_config(a):
     from grux.train.main import load_config_file
     config = load_config_file(os.path.join(ROOT, "configs/char_lm.py:tiny_shakespeare"))
@@ -180,7 +190,7 @@ def compare_configs(a) -> None:
     variants = {"A": parse_config(base), "B": parse_config(base + _overrides(a.compare))}
     loops = {k: GruxLoop(c) for k, c in variants.items()}
     dev = jax.devices()[0]
-    unit = loops["A"].task.unit
+    unit = getattr(loops["A"].task, "unit", "items")
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
           f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
           f"({dev.device_kind})")
@@ -232,6 +242,9 @@ def main(argv=None):
                    help="torch.set_num_threads (default: torch's own choice)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: batch 8, BPTT 32, hidden 64, 2 rounds of 3 steps")
+    p.add_argument("--model", default="lm", choices=["lm", "translate"],
+                   help="lm: the char-LM above; translate: configs/multi30k.py:en-de,small "
+                        "(cuDNN formulation) beside scripts/torch_rnnsearch.py")
     p.add_argument("--config", default="",
                    help="FILE[:ARG]: time this config's training step instead (grux only)")
     p.add_argument("--set", default="", help="with --config: FIELD=VALUE,... for both variants")
@@ -257,9 +270,28 @@ def main(argv=None):
         else:
             if a.torch_threads:
                 torch.set_num_threads(a.torch_threads)
-    grux = GruxLoop(make_config(a))
-    vocab = len(grux.task.vocab)
-    tl = TorchLoop(torch, vocab, a) if torch is not None else None
+    if a.model == "translate":
+        from torch_rnnsearch import TorchTranslateLoop
+        config = translate_config(a)
+        grux = GruxLoop(config)
+        tl = (TorchTranslateLoop(torch, config.task.vocab_size, config.model, config.optimizer)
+              if torch is not None else None)
+        m = config.model
+        what = (f"translation, Multi30k en-de (vocab {config.task.vocab_size}): RNNsearch "
+                f"'small' (embed {m.embed}, bidirectional GRU {m.hidden}, decoder {m.decoder_hidden}, "
+                f"cudnn; grux compute dtype {a.dtype}), Adam, clip {config.optimizer.clip_norm:g}, "
+                f"batch {config.batch_size}, length-bucketed sentences; {a.rounds} rounds x "
+                f"{a.steps} steps after one untimed pass over the same batches")
+        token_key = "tgt_mask"
+    else:
+        grux = GruxLoop(make_config(a))
+        vocab = len(grux.task.vocab)
+        tl = TorchLoop(torch, vocab, a) if torch is not None else None
+        what = (f"char LM, tiny Shakespeare (vocab {vocab}): embed {a.embed}, GRU {a.hidden} "
+                f"({a.formulation}; grux compute dtype {a.dtype}), Adam, clip 1, batch "
+                f"{a.batch}, BPTT {a.bptt}; {a.rounds} rounds x {a.steps} steps after "
+                f"{a.warmup} warm-up steps")
+        token_key = "mask"
     dev = jax.devices()[0]
     print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
           f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
@@ -267,9 +299,7 @@ def main(argv=None):
                                     f"threads, OMP_WAIT_POLICY="
                                     f"{os.environ.get('OMP_WAIT_POLICY')})" if torch else
                                     ", torch not importable (grux only)"))
-    print(f"char LM, tiny Shakespeare (vocab {vocab}): embed {a.embed}, GRU {a.hidden} "
-          f"({a.formulation}; grux compute dtype {a.dtype}), Adam, clip 1, batch {a.batch}, BPTT {a.bptt}; {a.rounds} "
-          f"rounds x {a.steps} steps after {a.warmup} warm-up steps\n", flush=True)
+    print(what + "\n", flush=True)
 
     def batches(n):
         return [grux.next_batch() for _ in range(n)]
@@ -279,15 +309,18 @@ def main(argv=None):
         loop.run(bs)
         return time.perf_counter() - t0
 
-    warm = batches(a.warmup)
+    # translation batches come in several lengths: the untimed pass runs every timed batch
+    # once, so that each shape is compiled (grux) and allocated (torch) before timing
+    timed_batches = batches(a.rounds * a.steps)
+    warm = timed_batches if a.model == "translate" else batches(a.warmup)
     t_compile = timed(grux, warm)
     if tl is not None:
         tl.run(warm)
     times = {"grux": [], "torch": []}
     tokens = []
-    for _ in range(a.rounds):
-        bs = batches(a.steps)
-        tokens.append(sum(float(b["mask"].sum()) for b in bs))
+    for r in range(a.rounds):
+        bs = timed_batches[r * a.steps:(r + 1) * a.steps]
+        tokens.append(sum(float(b[token_key].sum()) for b in bs))
         times["grux"].append(timed(grux, bs))
         if tl is not None:
             times["torch"].append(timed(tl, bs))
@@ -301,7 +334,7 @@ def main(argv=None):
         t = statistics.median(times["torch"])
         print(f"| torch {torch.__version__} | {1e3 * t / a.steps:.1f} | {tok / t:,.0f} | "
               f"{t / g:.2f} | {tl.mean_loss(a.steps):.3f} |")
-    print(f"\ngrux warm-up (compilation + {a.warmup} steps): {t_compile:.1f} s; per-round "
+    print(f"\ngrux warm-up (compilation + {len(warm)} untimed steps): {t_compile:.1f} s; per-round "
           "seconds: " + ", ".join(f"{k} " + " ".join(f"{v:.2f}" for v in vs)
                                   for k, vs in times.items() if vs))
 
