@@ -46,13 +46,18 @@ the dropped last test batch):
 Not checked: the numbers against the paper's own runs (the README's are re-runs), and
 whether SegRNN's repository scores validation windows in full (we do).
 
-Measured: ``etth1,96``, 2026-11-27, the same CPU under heavier load (``python3
-experiments/ltsf.py``): test MSE 0.365 / MAE 0.397 at the best validation epoch 5 of 15
-(early stop), 20.2 min of training; ``etth1,192`` 0.415 / 0.425, ``etth1,336`` 0.458 / 0.446
-(7.4 min). Other cells: not yet measured. One training epoch of ``etth1,96`` (33 steps of 256
-windows x 7 channels, d = 512) took 30-40 s of training (0.9-1.4 s a step), plus ~8 s to
-evaluate validation and test, on the shared 2-core AMD EPYC under load (niced, load
-average ~5), 2026-11; after that one epoch the test MSE was already 0.392.
+Measured (``python3 experiments/ltsf.py``, seed 0, a 2-core AMD EPYC shared with other
+jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run times in
+``experiments/results/ltsf.md``):
+
+    etth1  96: 0.365 / 0.397 (20.2 min)   192: 0.415 / 0.425   336: 0.458 / 0.446 (7.4 min)
+          720: 0.456 / 0.466 (15.0 min)
+    etth2  96: 0.283 / 0.341 (2.9 min)    192: 0.372 / 0.393 (5.8 min)
+          336: 0.419 / 0.432 (5.9 min)    720: 0.436 / 0.457 (17.2 min)
+
+(ETTh2 with ``--patience 3``, see docs/forecasting.md). ETTm1, ETTm2 and weather: not yet
+measured. A training step at H = 96 on the idle CPU: etth1 0.39 s, ettm1 0.18 s, weather
+0.26 s; etth1 at H = 720, 1.18 s.
 """
 from grux.train.config import base_config
 
