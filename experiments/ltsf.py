@@ -223,10 +223,7 @@ def main(argv=None) -> None:
     p.add_argument("--horizons", default=",".join(map(str, HORIZONS)))
     p.add_argument("--cells", default="gru", help=f"recurrent cells, from {CELLS}")
     p.add_argument("--seeds", default="0")
-    p.add_argument("--root", default=os.path.join(ROOT, "runs", "ltsf"))
-    p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel")
-    p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
+    runs.add_sweep_arguments(p, "ltsf", jobs=1)
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping patience in epochs (default: the config's, SegRNN's "
                         "10); the run table shows each run's")

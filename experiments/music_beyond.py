@@ -106,10 +106,7 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", default="256x2,512x1,512x2",
                    help="comma-separated <hidden>x<layers>")
     p.add_argument("--dropouts", default="0.2,0.4")
-    p.add_argument("--root", default=os.path.join(ROOT, "runs", "music_beyond"))
-    p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
-    p.add_argument("--jobs", type=int, default=1, help="runs in parallel")
-    p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
+    runs.add_sweep_arguments(p, "music_beyond", jobs=1)
     a = p.parse_args(argv)
     datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
     cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")

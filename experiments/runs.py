@@ -95,3 +95,13 @@ def exit_if_failed(failed: list) -> None:
     if failed:
         raise SystemExit(f"{len(failed)} run(s) failed (rerun to retry; finished runs are "
                          f"reused): {', '.join(failed)}")
+
+
+def add_sweep_arguments(parser, runs_folder: str, jobs: int | None = 1) -> None:
+    """``--root`` (workdirs, default ``runs/<runs_folder>``), ``--out`` (results, default
+    ``experiments/results``), ``--quick`` and, unless ``jobs`` is ``None``, ``--jobs``."""
+    parser.add_argument("--root", default=os.path.join(ROOT, "runs", runs_folder))
+    parser.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
+    if jobs is not None:
+        parser.add_argument("--jobs", type=int, default=jobs, help="runs in parallel")
+    parser.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")

@@ -132,9 +132,7 @@ def main(argv=None) -> None:
     p.add_argument("--cells", default=",".join(CELLS))
     p.add_argument("--si-speakers", default="george",
                    help="held-out speakers for the connected speaker-independent runs")
-    p.add_argument("--root", default=os.path.join(ROOT, "runs", "speech"))
-    p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results"))
-    p.add_argument("--quick", action="store_true", help="a few steps per run (smoke test)")
+    runs.add_sweep_arguments(p, "speech", jobs=None)
     a = p.parse_args(argv)
     parts = runs.choices(p, a.parts, PARTS, "part", "--parts")
     cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
