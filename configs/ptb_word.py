@@ -21,6 +21,10 @@ Measured on the 2-core CPU (README, "Language modelling"):
   small,gru with ``--config.optimizer.learning_rate=1 --config.optimizer.clip_norm=5`` (the
     unscaled setting, 1/20 of Zaremba's effective step): validation 131.0, test 126.2, 1h14m
     (sharing the cores with other jobs).
+  small,gru with ``--config.optimizer.learning_rate=10``: validation 125.7, test 120.4.
+  small,gru with ``--config.optimizer.clip_norm=0.1`` (Zaremba's step, clip 2/5 of his): the
+    best GRU setting so far, validation 122.0, test 117.2, 44.9 min on a shared CPU
+    (docs/language_modelling.md has the search).
   small,lstm with this config: validation 118.1, test 112.8 (Zaremba: 120.7 / 114.5), 40m49s.
   medium,gru: not run; 1.9k tokens/s in a 150-step probe, so about 5.5 h: a GPU job.
 """
