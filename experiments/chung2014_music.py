@@ -79,7 +79,7 @@ def write_table(chosen: dict, path: str, quick: bool) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for (d, c), s in sorted(chosen.items()):
         per_epoch = s["steps_per_epoch"]
-        ended = "early stop" if s["status"] == "early_stopped" else "epoch cap"
+        ended = runs.ended_by(s["status"])
         lines.append(f"| {NAMES[d]} | {c} | {s['lr']:g} | {s['best']['step'] // per_epoch} | "
                      f"{s['step'] // per_epoch} | {ended} | {s['best']['value']:.3f} | "
                      f"{s['best']['results']['test']['loss']:.3f} | "

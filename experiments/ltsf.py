@@ -180,8 +180,7 @@ def table(results: dict, quick: bool) -> str:
                                              results[k]["seed"])):
         r = results[k]
         spe = r["steps_per_epoch"]
-        ended = {"early_stopped": f"early stop (patience {r.get('patience', 10)})",
-                 "completed": "epoch cap"}.get(r["status"], r["status"])
+        ended = runs.ended_by(r["status"], r.get("patience", 10))
         lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {r['cell']} seed {r['seed']} |"
                      f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
                      f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
@@ -262,6 +261,7 @@ def main(argv=None) -> None:
         plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
     print(table(results, a.quick))
     runs.exit_if_failed(failed)
+
 
 if __name__ == "__main__":
     main()

@@ -29,13 +29,11 @@ import json
 import os
 
 import runs  # experiments/runs.py (this script's folder is on sys.path)
+from chung2014_music import DATASETS, NAMES
 
 ROOT = runs.ROOT
 CONFIG = os.path.join(ROOT, "configs", "music_beyond.py")
-DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
 CELLS = ("gru", "lstm", "tanh")
-NAMES = {"jsb_chorales": "JSB Chorales", "nottingham": "Nottingham", "musedata": "MuseData",
-         "piano_midi": "Piano-midi.de"}
 TCN_PAPER = {"jsb_chorales": {"TCN": 8.10, "GRU": 8.43, "LSTM": 8.45},
              "nottingham": {"TCN": 3.07, "GRU": 3.46, "LSTM": 3.29}}
 QUICK = ["--config.model.hidden=16"]
@@ -95,8 +93,7 @@ def table(records: list[dict], quick: bool) -> str:
     for r in sorted(records, key=lambda r: (DATASETS.index(r["dataset"]), r["cell"], r["size"],
                                            r["dropout"])):
         spe = r["steps_per_epoch"]
-        ended = {"early_stopped": "early stop", "completed": "epoch cap"}.get(r["status"],
-                                                                             r["status"])
+        ended = runs.ended_by(r["status"])
         lines.append(f"| {NAMES[r['dataset']]} {r['cell']} {r['size']} dropout "
                      f"{r['dropout']:g} | {r['parameters']:,} | {r['best_step'] // spe} | "
                      f"{r['step'] // spe} | {ended} | {r['validation']:.3f} | "

@@ -97,6 +97,13 @@ def exit_if_failed(failed: list) -> None:
                          f"reused): {', '.join(failed)}")
 
 
+def ended_by(status: str, patience: int | None = None) -> str:
+    """A finished run's ``summary.json`` status in words for the results tables."""
+    if status == "early_stopped":
+        return "early stop" + (f" (patience {patience})" if patience is not None else "")
+    return {"completed": "epoch cap"}.get(status, status)
+
+
 def add_sweep_arguments(parser, runs_folder: str, jobs: int | None = 1) -> None:
     """``--root`` (workdirs, default ``runs/<runs_folder>``), ``--out`` (results, default
     ``experiments/results``), ``--quick`` and, unless ``jobs`` is ``None``, ``--jobs``."""

@@ -13,8 +13,7 @@ with ratios against grux and the achieved fraction of the machine's large-matmul
 unchanged (PyTorch then uses cuDNN). PyTorch is optional: without it its rows are skipped.
 
 A second table compares minGRU's parallel (associative), chunked and sequential scans with the
-sequential GRU scan at
-long sequence lengths.
+sequential GRU scan at long sequence lengths.
 
     python3 scripts/benchmark_rnn.py --bidirectional   # fused vs two-scan bidirectional GRU
 

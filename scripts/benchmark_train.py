@@ -10,8 +10,8 @@ The model is ``configs/char_lm.py:tiny_shakespeare`` changed to the shape of the
 issue 15: character embedding 128 → one GRU layer of 512 units → softmax over the
 characters, Adam (2e-3, cosine schedule), gradient clipping at global norm 1, batch 32,
 BPTT 128, no dropout, the state carried from window to window, float32 (``--dtype
-bfloat16``: grux computes in bfloat16 with float32 parameters and optimizer state). The GRU is the
-cuDNN/PyTorch formulation (``--formulation cho`` for the config's default), so both sides
+bfloat16``: grux computes in bfloat16 with float32 parameters and optimizer state). The GRU
+is the cuDNN/PyTorch formulation (``--formulation cho`` for the config's default), so both sides
 compute the same function.
 
 grux: the config goes through the task, ``initial_state`` and
@@ -130,6 +130,11 @@ class GruxLoop:
         pairs = self.parallel.to_host(self.losses[-last:])
         return float(sum(p[0] for p in pairs) / sum(p[1] for p in pairs))
 
+    def items(self, last: int) -> float:
+        """How many of the task's units (tokens, frames, utterances) the last ``last`` steps
+        trained on: the loss's weights."""
+        return float(sum(p[1] for p in self.parallel.to_host(self.losses[-last:])))
+
 
 class TorchLoop:
     """The same model and update in plain PyTorch."""
@@ -175,25 +180,28 @@ class TorchLoop:
         return float(sum(float(v) for v in self.losses[-last:]) / last)
 
 
+def machine_line() -> str:
+    import jax
+    dev = jax.devices()[0]
+    return (f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
+            f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
+            f"({dev.device_kind})")
+
+
 def _overrides(text: str) -> list[str]:
     return [f"--config.{kv}" for kv in text.split(",") if kv]
 
 
 def compare_configs(a) -> None:
     """Two variants of one config's training step, interleaved by rounds (``--config``)."""
-    import jax
-
     from grux.train.main import parse_config
     base = [f"--config={a.config}", *_overrides(a.set)]
     if a.data_dir:
         base.append(f"--config.data_dir={a.data_dir}")
     variants = {"A": parse_config(base), "B": parse_config(base + _overrides(a.compare))}
     loops = {k: GruxLoop(c) for k, c in variants.items()}
-    dev = jax.devices()[0]
     unit = getattr(loops["A"].task, "unit", "items")
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
-          f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
-          f"({dev.device_kind})")
+    print(machine_line())
     print(f"{a.config} {a.set}: A = as set, B = A + {a.compare}; {a.rounds} rounds x "
           f"{a.steps} steps after one untimed pass over the same batches (compiles every "
           f"batch shape)\n", flush=True)
@@ -208,9 +216,7 @@ def compare_configs(a) -> None:
             t0 = time.perf_counter()
             loop.run(bs)
             times[k].append(time.perf_counter() - t0)
-        # the loss's weight is the count of the task's unit (tokens, frames, utterances)
-        pairs = loops["A"].parallel.to_host(loops["A"].losses[-a.steps:])
-        items.append(float(sum(p[1] for p in pairs)))
+        items.append(loops["A"].items(a.steps))
     n = statistics.median(items)
     print(f"| variant | ms / step | {unit} / s | time / A | mean loss, last round |")
     print("|---|---|---|---|---|")
@@ -259,7 +265,6 @@ def main(argv=None):
         a.batch, a.bptt, a.embed, a.hidden = 8, 32, 16, 64
         a.steps, a.rounds, a.warmup = 3, 2, 2
 
-    import jax
     torch = None
     if not a.no_torch:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # read when OpenMP starts
@@ -278,11 +283,11 @@ def main(argv=None):
               if torch is not None else None)
         m = config.model
         what = (f"translation, Multi30k en-de (vocab {config.task.vocab_size}): RNNsearch "
-                f"'small' (embed {m.embed}, bidirectional GRU {m.hidden}, decoder {m.decoder_hidden}, "
-                f"cudnn; grux compute dtype {a.dtype}), Adam, clip {config.optimizer.clip_norm:g}, "
-                f"batch {config.batch_size}, length-bucketed sentences; {a.rounds} rounds x "
-                f"{a.steps} steps after one untimed pass over the same batches")
-        token_key = "tgt_mask"
+                f"'small' (embed {m.embed}, bidirectional GRU {m.hidden}, decoder "
+                f"{m.decoder_hidden}, cudnn; grux compute dtype {a.dtype}), Adam, clip "
+                f"{config.optimizer.clip_norm:g}, batch {config.batch_size}, length-bucketed "
+                f"sentences; {a.rounds} rounds x {a.steps} steps after one untimed pass over "
+                f"the same batches")
     else:
         grux = GruxLoop(make_config(a))
         vocab = len(grux.task.vocab)
@@ -291,11 +296,7 @@ def main(argv=None):
                 f"({a.formulation}; grux compute dtype {a.dtype}), Adam, clip 1, batch "
                 f"{a.batch}, BPTT {a.bptt}; {a.rounds} rounds x {a.steps} steps after "
                 f"{a.warmup} warm-up steps")
-        token_key = "mask"
-    dev = jax.devices()[0]
-    print(f"machine: {cpu_model()}, {os.cpu_count()} CPU cores; Python "
-          f"{platform.python_version()}, JAX {jax.__version__} on {dev.platform} "
-          f"({dev.device_kind})" + (f", torch {torch.__version__} ({torch.get_num_threads()} "
+    print(machine_line() + (f", torch {torch.__version__} ({torch.get_num_threads()} "
                                     f"threads, OMP_WAIT_POLICY="
                                     f"{os.environ.get('OMP_WAIT_POLICY')})" if torch else
                                     ", torch not importable (grux only)"))
@@ -320,8 +321,8 @@ def main(argv=None):
     tokens = []
     for r in range(a.rounds):
         bs = timed_batches[r * a.steps:(r + 1) * a.steps]
-        tokens.append(sum(float(b[token_key].sum()) for b in bs))
         times["grux"].append(timed(grux, bs))
+        tokens.append(grux.items(a.steps))         # target tokens: the loss's weights
         if tl is not None:
             times["torch"].append(timed(tl, bs))
     tok = statistics.median(tokens)

@@ -12,7 +12,8 @@ from grux.ops.scan import (bidirectional_scan, check_lengths, lengths_to_mask, m
 
 __all__ = [
     "FORMULATIONS", "gru_cell", "gru_scan", "gru_step", "lstm_cell", "lstm_scan",
-    "mingru_cell", "mingru_chunked", "mingru_parallel", "mingru_sequential", "tanh_rnn_cell", "tanh_rnn_scan",
+    "mingru_cell", "mingru_chunked", "mingru_parallel", "mingru_sequential", "tanh_rnn_cell",
+    "tanh_rnn_scan",
     "bidirectional_scan", "check_lengths", "lengths_to_mask", "masked_scan",
     "reverse_within_lengths", "sigmoid",
 ]
