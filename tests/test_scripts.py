@@ -43,3 +43,25 @@ def test_benchmark_memory_measures_each_variant_in_its_own_process():
 def test_benchmark_rnn_quick_prints_both_tables():
     out = run_script("scripts/benchmark_rnn.py", "--quick")
     assert "| grux GRU (custom VJP) |" in out and "minGRU chunked" in out
+
+
+def test_music_split_nll_rescores_the_trainers_best_checkpoint(data_dir, tmp_path):
+    """The script's validation and test NLL equal the trainer's own evaluation of the same
+    checkpoint (two code paths), and it also scores the training split."""
+    import json
+    workdir = tmp_path / "jsb"
+    env = {"GRUX_TFDS_DIR": str(tmp_path / "tfds"), "GRUX_DATA_DIR": str(data_dir)}
+    run_script("-m", "grux.train", "--config", "configs/chung2014_music.py:jsb_chorales,gru",
+               f"--workdir={workdir}", "--config.num_train_steps=6",
+               "--config.eval.every_steps=3", "--config.checkpoint.every_steps=3",
+               "--config.log.tensorboard=False", env=env)
+    out = run_script("scripts/music_split_nll.py", "--workdir", str(workdir), env=env)
+    nll = {line.split(":")[0].strip(): float(line.split("NLL")[1].split()[0])
+           for line in out.splitlines() if "nats per time step" in line}
+    best = json.loads((workdir / "summary.json").read_text())["best"]["results"]
+    assert set(nll) == {"train", "validation", "test"}
+    for split in ("validation", "test"):
+        assert abs(nll[split] - best[split]["loss"]) < 1e-3, (split, nll, best)
+    # six steps in, the model barely knows the data: every split scores alike, below the
+    # 88·ln 2 nats of a coin per key
+    assert abs(nll["train"] - nll["validation"]) < 2.0 and nll["train"] < 88 * 0.6931

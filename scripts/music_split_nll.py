@@ -1,0 +1,65 @@
+"""NLL per time step of a trained music model on every split, training split included.
+
+    python scripts/music_split_nll.py --workdir runs/nottingham-gru [--checkpoint best]
+
+Training only logs the training loss as a running mean in training mode (with weight noise
+and dropout when configured) while the parameters move. This scores the chosen checkpoint
+with the evaluation code path (no noise, no dropout, whole pieces) on train, validation and
+test alike, so the training fit can be compared with a paper's test number: a model whose
+*training* NLL is above a published *test* NLL cannot reach it by generalising better.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import jax
+from flax import nnx
+
+from grux.infer.loader import checkpoint_arg, fail, load_trained
+from grux.tasks.base import length_sorted_stream
+from grux.tasks.music import pad_batch
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_nll(task, model, split: str, batch_size: int) -> tuple[float, int]:
+    """``(NLL per time step, time steps)`` of ``model`` on ``split``: the summed NLL over all
+    frames of all pieces divided by their number (the evaluation's definition)."""
+    graphdef, params = nnx.split(model)
+
+    @jax.jit
+    def batch_sums(params, batch):
+        m = nnx.merge(graphdef, params)
+        metrics, _ = task.loss(m, batch, rng=None, carry=None, train=False)
+        return metrics["loss"]
+
+    total = count = 0.0
+    stream = length_sorted_stream(task.rolls(split), len, batch_size, pad_batch, 0, 1)
+    for batch in stream:
+        t, c = batch_sums(params, batch)
+        total, count = total + float(t), count + float(c)
+    return total / count, int(count)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="music_split_nll", description=__doc__.split("\n")[0])
+    p.add_argument("--workdir", required=True, help="a workdir of a music training run")
+    p.add_argument("--checkpoint", default="best", type=checkpoint_arg,
+                   help="'best' (default), 'latest' or a step number")
+    p.add_argument("--batch_size", type=int, default=32)
+    args = p.parse_args(argv)
+    try:
+        task, model, step = load_trained(args.workdir, args.checkpoint, task_name="music")
+    except (FileNotFoundError, ValueError) as e:
+        fail("music_split_nll", str(e))
+    print(f"{args.workdir} step {step} ({task.config.task.dataset}, "
+          f"{task.config.model.cell} {task.config.model.hidden}):")
+    for split in SPLITS:
+        nll, frames = split_nll(task, model, split, args.batch_size)
+        print(f"  {split:>10}: NLL {nll:.4f} nats per time step over {frames:,} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
