@@ -169,6 +169,21 @@ class RecurrentLayer(nnx.Module):
         new = self._cell(xp_t.astype(dtype), state, dtype)
         return (new[0] if isinstance(new, tuple) else new), new
 
+    def step_shared_state(self, xp: Array, state: Any) -> Array:
+        """One time step for ``M`` projected inputs per state: ``xp (B, M, G·H)`` from
+        ``state`` as :meth:`initial_state` (``(B, H)`` leaves) → outputs ``(B, M, H)``.
+        The state enters the cell as ``(B, 1, H)`` and broadcasts against the ``M`` inputs,
+        so the recurrent matmul ``h W_hh`` they share is done once per state, not ``M``
+        times (a parallel multi-step decoder starts every output step from one state)."""
+        dtype = self._compute_dtype()
+        xp = jnp.asarray(xp)
+        if xp.ndim != 3:
+            raise ValueError(f"step_shared_state expects xp of shape (batch, M, G·H), got "
+                             f"{xp.shape}")
+        state = self._check_state(state, xp.shape[0], dtype)
+        new = self._cell(xp.astype(dtype), jax.tree.map(lambda s: s[:, None], state), dtype)
+        return new[0] if isinstance(new, tuple) else new
+
     def step(self, x_t: Array, state: Any) -> tuple[Array, Any]:
         """One time step: ``x_t (B, F)``, ``state`` as :meth:`initial_state` →
         ``(output (B, H), new state)``."""

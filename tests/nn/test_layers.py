@@ -288,3 +288,21 @@ def test_stack_step_equals_running_one_step_sequences(rng, cell):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
     with pytest.raises(ValueError, match="bidirectional stack .* cannot step"):
         Recurrent(cell, F, H, bidirectional=True, rngs=nnx.Rngs(0)).step(x[:, 0])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_step_shared_state_equals_one_step_per_input(rng, case):
+    """M inputs from one state each: the same outputs as M separate ``step_projected`` calls
+    from copies of the state (the broadcast form only skips repeating ``h W_hh``)."""
+    make, _ = CASES[case]
+    layer = _randomize_biases(make(nnx.Rngs(0)))
+    m = 3
+    x = rng.normal(size=(B, m, F)).astype(np.float32)
+    s0 = _state0(layer, rng)
+    got = layer.step_shared_state(layer.project(x), s0)
+    assert got.shape == (B, m, H)
+    for j in range(m):
+        want, _ = layer.step_projected(layer.project(x[:, j]), s0)
+        np.testing.assert_allclose(got[:, j], want, rtol=1e-5, atol=2e-6)
+    with pytest.raises(ValueError, match=r"step_shared_state expects xp of shape"):
+        layer.step_shared_state(layer.project(x[:, 0]), s0)

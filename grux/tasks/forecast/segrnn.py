@@ -112,24 +112,20 @@ class SegRNNForecaster(nnx.Module):
     def _stack_step(self, xp0, state, key):
         """One step of the stack for ``M`` inputs per series from one state per series:
         ``xp0 (N, M, G)`` is the projected first-layer input, state leaves are
-        ``(layers, N, H)``. Each state enters the cell as ``(N, 1, H)`` and broadcasts
-        against the ``M`` inputs, so the recurrent matmul ``h W_hh`` that all ``M`` output
-        segments share is done once per series, not ``M`` times (the GRU "cho" candidate's
-        ``(r ⊙ h) U_n`` depends on the input and stays per segment). Returns the last
-        layer's output ``(N, M, H)``. Inter-layer dropout as in :class:`grux.nn.Recurrent`."""
+        ``(layers, N, H)``. Each layer's state is shared by the ``M`` inputs
+        (:meth:`~grux.nn.recurrent.RecurrentLayer.step_shared_state`: the recurrent matmul
+        is done once per series, not ``M`` times). Returns the last layer's output
+        ``(N, M, H)``. Inter-layer dropout as in :class:`grux.nn.Recurrent`."""
         rnn, h = self.rnn, None
         for l in range(rnn.num_layers):
             layer = rnn.layers[l]
-            dtype = layer._compute_dtype()
-            layer_state = jax.tree.map(lambda s, l=l: s[l][:, None].astype(dtype), state)
             if l == 0:
                 xp = xp0
             else:
                 if rnn.dropout is not None:
                     h = rnn.dropout(h, rngs=_fold(key, l - 1))
                 xp = layer.project(h)
-            new = layer._cell(xp.astype(dtype), layer_state, dtype)
-            h = new[0] if isinstance(new, tuple) else new
+            h = layer.step_shared_state(xp, jax.tree.map(lambda s, l=l: s[l], state))
         return h
 
     def decode_parallel(self, state, batch: int, key=None):
