@@ -55,9 +55,10 @@ jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run t
     etth2  96: 0.283 / 0.341 (2.9 min)    192: 0.372 / 0.393 (5.8 min)
           336: 0.419 / 0.432 (5.9 min)    720: 0.436 / 0.457 (17.2 min)
     ettm1  96: 0.334 / 0.373 (62.3 min, heavily shared CPU)   192: 0.373 / 0.394 (8.6 min)
+          336: 0.401 / 0.414 (17.0 min)   720: 0.451 / 0.441 (72.3 min, shared CPU)
 
-(ETTh2 and ETTm1 with ``--patience 3``, see docs/forecasting.md). ETTm1 at 336 / 720,
-ETTm2 and weather: not yet measured. A training step at H = 96 on the idle CPU: etth1 0.39 s, ettm1 0.18 s, weather
+(ETTh2 and ETTm1 with ``--patience 3``, see docs/forecasting.md). ETTm2 and weather: not
+yet measured. A training step at H = 96 on the idle CPU: etth1 0.39 s, ettm1 0.18 s, weather
 0.26 s; etth1 at H = 720, 1.18 s.
 """
 from grux.train.config import base_config
