@@ -57,9 +57,9 @@ jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run t
     ettm1  96: 0.334 / 0.373 (62.3 min, heavily shared CPU)   192: 0.373 / 0.394 (8.6 min)
           336: 0.401 / 0.414 (17.0 min)   720: 0.451 / 0.441 (72.3 min, shared CPU)
 
-    ettm2  96: 0.173 / 0.257 (17.2 min)
+    ettm2  96: 0.173 / 0.257 (17.2 min)   192: 0.238 / 0.300 (34.5 min, partly paused)
 
-(ETTh2, ETTm1 and ETTm2 with ``--patience 3``, see docs/forecasting.md). ETTm2 at 192-720
+(ETTh2, ETTm1 and ETTm2 with ``--patience 3``, see docs/forecasting.md). ETTm2 at 336 / 720
 and weather: not yet measured. A training step at H = 96 on the idle CPU: etth1 0.39 s, ettm1 0.18 s, weather
 0.26 s; etth1 at H = 720, 1.18 s.
 """
