@@ -20,7 +20,8 @@ Measured on the 2-core CPU (README, "Language modelling"; docs/language_modellin
 search), validation / test perplexity:
   small,gru (this config: clip 1 in Zaremba's units instead of his 5, the decay after epoch 6
     instead of 4, both chosen on validation): 117.6 / 113.3 (seed 0), 117.9 / 113.9 (seed 1),
-    56 min each on a CPU shared with two other jobs. Earlier settings, passed explicitly since the defaults changed:
+    56 min each on a CPU shared with two other jobs. Earlier settings, passed explicitly
+    since the defaults changed:
   small,gru ``--config.optimizer.clip_norm=0.25 --config.optimizer.decay_start=6972``
     (Zaremba's exact setting): unstable while the rate is 20 (validation per epoch 217, 189,
     346, 340, 242, ...), 159.6 / 155.5.
@@ -38,9 +39,9 @@ SIZES = {  # hidden, dropout, bptt, epochs, decay after epoch, decay factor, ini
     "small": (200, 0.0, 20, 13, 4, 0.5, 0.1),
     "medium": (650, 0.5, 35, 39, 6, 1 / 1.2, 0.05),
 }
-# Zaremba's gradient-norm clip (in his units) and last epoch before the decay, except where a
-# search on validation found a better setting for another cell (issue 16, part 3): the small
-# GRU is unstable with his clip 5 and takes the rate 1 for two more epochs.
+# Zaremba's gradient-norm clip (in his units). TUNED overrides it and SIZES' last epoch before
+# the decay where a search on validation found a better setting for a cell (issue 16, part 3):
+# the small GRU is unstable with his clip 5 and takes the rate 1 for two more epochs.
 CLIP, TUNED = 5.0, {("small", "gru"): {"clip": 1.0, "decay_after": 6}}
 
 
@@ -67,7 +68,7 @@ def get_config(arg: str = "small,gru"):
     config.num_train_steps = epochs * steps_per_epoch
     # Zaremba's loss is summed over the BPTT steps (and averaged over the batch); grux's is the
     # mean over all tokens, 1/bptt of it. The same updates therefore need lr 1 * bptt and the
-    # gradient-norm clip 5 / bptt.
+    # gradient-norm clip clip / bptt.
     config.optimizer.name = "sgd"
     config.optimizer.learning_rate = 1.0 * bptt
     config.optimizer.clip_norm = clip / bptt

@@ -297,9 +297,8 @@ def main(argv=None):
                 f"{a.batch}, BPTT {a.bptt}; {a.rounds} rounds x {a.steps} steps after "
                 f"{a.warmup} warm-up steps")
     print(machine_line() + (f", torch {torch.__version__} ({torch.get_num_threads()} "
-                                    f"threads, OMP_WAIT_POLICY="
-                                    f"{os.environ.get('OMP_WAIT_POLICY')})" if torch else
-                                    ", torch not importable (grux only)"))
+                            f"threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')})"
+                            if torch else ", torch not importable (grux only)"))
     print(what + "\n", flush=True)
 
     def batches(n):

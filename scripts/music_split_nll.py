@@ -23,21 +23,26 @@ from grux.tasks.music import pad_batch
 SPLITS = ("train", "validation", "test")
 
 
-def split_nll(task, model, split: str, batch_size: int) -> tuple[float, int]:
-    """``(NLL per time step, time steps)`` of ``model`` on ``split``: the summed NLL over all
-    frames of all pieces divided by their number (the evaluation's definition)."""
+def batch_scorer(task, model):
+    """``score(batch) -> (summed NLL, time steps)``, jit-compiled once for all splits (the
+    bucketed batch shapes recur across them)."""
     graphdef, params = nnx.split(model)
 
     @jax.jit
     def batch_sums(params, batch):
-        m = nnx.merge(graphdef, params)
-        metrics, _ = task.loss(m, batch, rng=None, carry=None, train=False)
+        metrics, _ = task.loss(nnx.merge(graphdef, params), batch, rng=None, carry=None,
+                               train=False)
         return metrics["loss"]
 
+    return lambda batch: batch_sums(params, batch)
+
+
+def split_nll(task, score, split: str, batch_size: int) -> tuple[float, int]:
+    """``(NLL per time step, time steps)`` on ``split``: the summed NLL over all frames of all
+    pieces divided by their number (the evaluation's definition)."""
     total = count = 0.0
-    stream = length_sorted_stream(task.rolls(split), len, batch_size, pad_batch, 0, 1)
-    for batch in stream:
-        t, c = batch_sums(params, batch)
+    for batch in length_sorted_stream(task.rolls(split), len, batch_size, pad_batch, 0, 1):
+        t, c = score(batch)
         total, count = total + float(t), count + float(c)
     return total / count, int(count)
 
@@ -55,8 +60,9 @@ def main(argv=None) -> int:
         fail("music_split_nll", str(e))
     print(f"{args.workdir} step {step} ({task.config.task.dataset}, "
           f"{task.config.model.cell} {task.config.model.hidden}):")
+    score = batch_scorer(task, model)
     for split in SPLITS:
-        nll, frames = split_nll(task, model, split, args.batch_size)
+        nll, frames = split_nll(task, score, split, args.batch_size)
         print(f"  {split:>10}: NLL {nll:.4f} nats per time step over {frames:,} frames")
     return 0
 
