@@ -56,12 +56,15 @@ def test_music_split_nll_rescores_the_trainers_best_checkpoint(data_dir, tmp_pat
                "--config.eval.every_steps=3", "--config.checkpoint.every_steps=3",
                "--config.log.tensorboard=False", env=env)
     out = run_script("scripts/music_split_nll.py", "--workdir", str(workdir), env=env)
-    nll = {line.split(":")[0].strip(): float(line.split("NLL")[1].split()[0])
-           for line in out.splitlines() if "nats per time step" in line}
+    lines = [line for line in out.splitlines() if "nats per time step" in line]
+    nll = {line.split(":")[0].strip(): float(line.split("NLL")[1].split()[0]) for line in lines}
+    later = {line.split(":")[0].strip(): float(line.split(";")[1].split()[0]) for line in lines}
     best = json.loads((workdir / "summary.json").read_text())["best"]["results"]
     assert set(nll) == {"train", "validation", "test"}
     for split in ("validation", "test"):
         assert abs(nll[split] - best[split]["loss"]) < 1e-3, (split, nll, best)
+        assert abs(later[split] - best[split]["nll_after_first_frame"]) < 1e-3, (split, later)
+        assert later[split] != nll[split]
     # six steps in, the model barely knows the data: every split scores alike, below the
     # 88·ln 2 nats of a coin per key
     assert abs(nll["train"] - nll["validation"]) < 2.0 and nll["train"] < 88 * 0.6931

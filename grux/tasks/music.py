@@ -13,7 +13,10 @@ Metric (the one of both papers): negative log-likelihood per time step,
                                   Σ_sequences T_sequence
 
 i.e. the 88 keys are summed and the result is averaged over every time step of every sequence
-in the split (not per sequence first). Natural log (nats).
+in the split (not per sequence first). Natural log (nats). Evaluation also reports
+``nll_after_first_frame``: the same average over steps ``t = 2..T`` only, the protocol of Bai,
+Kolter & Koltun 2018 (TCN; their ``poly_music/music_test.py`` feeds ``x_{1..T−1}``, scores
+``x_{2..T}`` and divides by ``T − 1`` per piece), so their table can be compared like for like.
 
 Training may crop pieces longer than ``task.max_train_length`` to a random window (a batch's
 cost grows with its longest piece); evaluation always scores whole pieces. Batches pad
@@ -65,6 +68,16 @@ def pad_batch(rolls: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
 def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """``Σ_k BCE(σ(a_{t,k}), x_{t,k})`` for every step: ``(..., 88) → (...)``."""
     return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
+
+
+def nll_metrics(nll: jax.Array, mask: jax.Array, train: bool) -> dict:
+    """``loss``: ``(Σ NLL, steps)`` over every unmasked step. In evaluation (whole pieces, so
+    position 0 is each piece's first frame) also ``nll_after_first_frame``, the same without
+    the first frame of every piece (Bai et al. 2018's protocol)."""
+    metrics = {"loss": weighted(nll, mask)}
+    if not train:
+        metrics["nll_after_first_frame"] = weighted(nll[:, 1:], mask[:, 1:])
+    return metrics
 
 
 class MusicModel(nnx.Module):
@@ -165,8 +178,7 @@ class MusicTask(Task):
 
     def loss(self, model, batch, *, rng, carry, train):
         logits = model(batch["inputs"], batch["mask"], rngs=rng if train else None)
-        nll = nll_per_step(logits, batch["targets"])
-        return {"loss": weighted(nll, batch["mask"])}, carry
+        return nll_metrics(nll_per_step(logits, batch["targets"]), batch["mask"], train), carry
 
     def report(self, results: dict) -> list[str]:
         test = results.get("test", {}).get("loss")

@@ -39,6 +39,36 @@ def test_nll_is_summed_over_keys_and_averaged_over_all_steps_of_the_split(rng):
     assert float(total) / float(steps) == pytest.approx(ref_sum / ref_steps, rel=1e-5)
 
 
+def test_evaluation_also_scores_without_each_pieces_first_frame(rng):
+    """``nll_after_first_frame`` (Bai et al. 2018: predict x_2..x_T from x_1..x_{T−1}, divide
+    by Σ (T − 1)), checked through the task's loss on a real model against NumPy."""
+    from flax import nnx
+
+    from grux.tasks.music import MusicTask
+    config = MusicTask.default_config()
+    config.model.hidden = 8
+    config.seed = 0
+    task = MusicTask(config)
+    model = task.build_model(nnx.Rngs(0))
+    rolls = [rng.integers(0, 2, (t, 88)).astype(np.uint8) for t in (4, 7, 2)]
+    b = pad_batch(rolls, rows=4)
+    metrics, _ = task.loss(model, b, rng=None, carry=None, train=False)
+    logits = np.asarray(model(b["inputs"], b["mask"]), np.float64)
+    per_step = []                                  # per piece: NLL of each of its frames
+    for i, r in enumerate(rolls):
+        p = 1.0 / (1.0 + np.exp(-logits[i, :len(r)]))
+        per_step.append(-np.sum(r * np.log(p) + (1 - r) * np.log(1 - p), axis=1))
+    total, steps = metrics["nll_after_first_frame"]
+    assert float(steps) == 3 + 6 + 1
+    assert float(total) / float(steps) == pytest.approx(
+        sum(s[1:].sum() for s in per_step) / 10, rel=1e-5)
+    total, steps = metrics["loss"]
+    assert float(total) / float(steps) == pytest.approx(
+        sum(s.sum() for s in per_step) / 13, rel=1e-5)
+    train_metrics, _ = task.loss(model, b, rng=None, carry=None, train=True)
+    assert set(train_metrics) == {"loss"}          # training windows may start mid-piece
+
+
 def test_uninformed_model_scores_88_ln2_per_step():
     b = pad_batch([np.ones((3, 88), np.uint8)], rows=1)
     total, steps = weighted(nll_per_step(jnp.zeros((1, 32, 88)), jnp.asarray(b["targets"])),
