@@ -47,13 +47,16 @@ def test_benchmark_rnn_quick_prints_both_tables():
 
 def test_music_split_nll_rescores_the_trainers_best_checkpoint(data_dir, tmp_path):
     """The script's validation and test NLL equal the trainer's own evaluation of the same
-    checkpoint (two code paths), and it also scores the training split."""
+    checkpoint (two code paths), and it also scores the training split. Two layers with
+    dropout between them: the loaded model must be in inference mode, as the trainer's
+    evaluation (the stack's dropout holds its own random stream)."""
     import json
     workdir = tmp_path / "jsb"
     env = {"GRUX_TFDS_DIR": str(tmp_path / "tfds"), "GRUX_DATA_DIR": str(data_dir)}
     run_script("-m", "grux.train", "--config", "configs/chung2014_music.py:jsb_chorales,gru",
                f"--workdir={workdir}", "--config.num_train_steps=6",
                "--config.eval.every_steps=3", "--config.checkpoint.every_steps=3",
+               "--config.model.num_layers=2", "--config.model.dropout=0.5",
                "--config.log.tensorboard=False", env=env)
     out = run_script("scripts/music_split_nll.py", "--workdir", str(workdir), env=env)
     lines = [line for line in out.splitlines() if "nats per time step" in line]

@@ -43,7 +43,7 @@ def _merged(defaults: dict, saved: dict) -> dict:
 def load_trained(workdir: str, which: str | int = "best", task_name: str | None = None):
     """``(task, model, step)`` with the parameters of checkpoint ``which``: ``"best"`` (the
     latest when there is no best one), ``"latest"``, or a step number (from ``checkpoints/``
-    or ``best/``). With ``task_name``, a run of another task is a ``ValueError`` naming both.
+    or ``best/``); the model is in deterministic (inference) mode. With ``task_name``, a run of another task is a ``ValueError`` naming both.
 
     Raises FileNotFoundError (no workdir or no checkpoint), ValueError (wrong task, unknown
     step), CheckpointRestoreError (no checkpoint can be read)."""
@@ -75,6 +75,9 @@ def load_trained(workdir: str, which: str | int = "best", task_name: str | None 
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints or {workdir}/best")
     state, _ = restored
     nnx.update(model, jax.device_get(state["params"]))
+    # inference, as the trainer's evaluation: dropout layers that hold their own random
+    # stream (a recurrent stack's inter-layer dropout) would otherwise still drop units
+    model = nnx.view(model, deterministic=True, raise_if_not_found=False)
     return task, model, int(state["step"])
 
 
