@@ -236,5 +236,9 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
     assert rec["size"] == "32x2" and rec["parameters"] > 0
     assert f"{rec['parameters']:,}" in row
-    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-d0.2" / "config.json").read_text())
-    assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.2
+    assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
+    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1" /
+                      "config.json").read_text())
+    assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
+    assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
+    assert cfg["batch_size"] == 1                                  # one piece per update
