@@ -43,7 +43,8 @@ def _merged(defaults: dict, saved: dict) -> dict:
 def load_trained(workdir: str, which: str | int = "best", task_name: str | None = None):
     """``(task, model, step)`` with the parameters of checkpoint ``which``: ``"best"`` (the
     latest when there is no best one), ``"latest"``, or a step number (from ``checkpoints/``
-    or ``best/``); the model is in deterministic (inference) mode. With ``task_name``, a run of another task is a ``ValueError`` naming both.
+    or ``best/``); the model is in deterministic (inference) mode. With ``task_name``, a run
+    of another task is a ``ValueError`` naming both.
 
     Raises FileNotFoundError (no workdir or no checkpoint), ValueError (wrong task, unknown
     step), CheckpointRestoreError (no checkpoint can be read)."""
