@@ -15,9 +15,9 @@ input frames, dropout 0.3 between layers and on the top layer's outputs, masks s
 time (variational); AdamW 1e-3 with decoupled weight decay 0.05 and gradient clipping at norm
 1; one piece per update on JSB Chorales (as Bai et al. 2018 train), 16 elsewhere; the rate
 constant for 15 epochs, then x0.5 every 5 epochs (Nottingham, MuseData: 50 and 10, ``DECAY``);
-early stopping after 15 epochs without
-improvement, test NLL at the best validation epoch. The 400-step training windows for MuseData
-/ Piano-midi.de as in ``configs/chung2014_music.py``.
+early stopping after 15 epochs without improvement, test NLL at the best validation epoch.
+The 400-step training windows for MuseData / Piano-midi.de as in
+``configs/chung2014_music.py``.
 
 Reference test NLL (Bai et al. 2018, Table 1/2 as quoted in issue 16; not re-checked
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import itertools
 import json
 import os
@@ -41,10 +40,6 @@ from chung2014_music import DATASETS, NAMES
 
 ROOT = runs.ROOT
 CONFIG = os.path.join(ROOT, "configs", "music_beyond.py")
-_spec = importlib.util.spec_from_file_location("grux_config_music_beyond", CONFIG)
-_config = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_config)
-BATCH = _config.BATCH                     # default pieces per update, per dataset
 CELLS = ("gru", "lstm", "tanh")
 TCN_PAPER = {"jsb_chorales": {"TCN": 8.10, "GRU": 8.43, "LSTM": 8.45},
              "nottingham": {"TCN": 3.07, "GRU": 3.46, "LSTM": 3.29}}
@@ -52,7 +47,11 @@ QUICK = ["--config.model.hidden=16"]
 
 
 def batch_for(dataset: str, batch: int | None) -> int:
-    return batch or BATCH[dataset]
+    """``batch``, or the config's own pieces per update for ``dataset``."""
+    if batch:
+        return batch
+    from grux.train.main import load_config_file
+    return load_config_file(f"{CONFIG}:{dataset}").batch_size
 
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
@@ -153,7 +152,7 @@ def main(argv=None) -> None:
                    help="dropout between layers and on the top layer's outputs")
     p.add_argument("--weight_decays", default="0,0.05", help="AdamW's decoupled weight decay")
     p.add_argument("--batch", type=int, default=None,
-                   help=f"pieces per update (default: the config's, {BATCH})")
+                   help="pieces per update (default: the config's for each dataset)")
     runs.add_sweep_arguments(p, "music_beyond", jobs=1)
     a = p.parse_args(argv)
     datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
