@@ -242,3 +242,33 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
     assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["batch_size"] == 1                                  # one piece per update
+
+
+def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
+    import json
+
+    variants = "base,momentum=0.9,noise=0,decay"   # the order of the table
+    args = ["--quick", "--datasets", "jsb_chorales", "--variants", variants, "--jobs", "1",
+            "--root", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+    out = run_experiment("chung2014_knobs.py", args, data_dir, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    configs = {v: json.loads((tmp_path / "runs" / f"jsb_chorales-gru-{v}" /
+                              "config.json").read_text()) for v in variants.split(",")}
+    base = configs["base"]
+    assert base["optimizer"]["schedule"] == "constant" and base["weight_noise"] == 0.075
+    decay = configs["decay"]["optimizer"]
+    steps_per_epoch = -(-229 // base["batch_size"])               # 229 training chorales
+    assert (decay["schedule"], decay["decay_rate"]) == ("exponential", 0.5)
+    assert (decay["decay_every"], decay["decay_start"]) == (10 * steps_per_epoch,
+                                                            20 * steps_per_epoch)
+    assert configs["momentum=0.9"]["optimizer"]["momentum"] == 0.9
+    assert configs["noise=0"]["weight_noise"] == 0.0
+    for v, c in configs.items():   # nothing else differs from base
+        diff = {k for k in c if c[k] != base[k]} - {"optimizer", "weight_noise"}
+        assert not diff, (v, diff)
+    table = (tmp_path / "out" / "chung2014_knobs_quick.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| JSB Chorales | gru |")]
+    assert [r.split(" | ")[2] for r in rows] == variants.split(",")
+    assert rows[0].split(" | ")[8] == "–" and rows[1].split(" | ")[8].startswith(("+", "-"))
+    bad = run_experiment("chung2014_knobs.py", ["--variants", "lr=1"], data_dir, tmp_path)
+    assert bad.returncode == 2 and "unknown variant 'lr=1' in --variants" in bad.stderr

@@ -1,0 +1,138 @@
+"""Chung et al. 2014 at the 20k-parameter budget (issue 16, part 1): one change at a time.
+
+    python experiments/chung2014_knobs.py                          # Nottingham GRU, 10 runs
+    python experiments/chung2014_knobs.py --datasets musedata --variants base,lr=0.03
+    python experiments/chung2014_knobs.py --quick                  # smoke test
+
+Each variant is the table's run (``configs/chung2014_music.py:<dataset>,<cell>``: RMSProp
+with decay 0.9 and eps 1e-8, the learning rate the table chose, weight noise std 0.075,
+gradient norm clipped to 1, early stopping with patience 10) with ONE setting changed, so its
+effect can be read off against ``base`` trained in the same invocation on the same machine:
+the learning rates around the table's two, the RMSProp settings (decay of the squared-gradient
+average, momentum, an eps large enough to matter: with the gradient norm clipped to 1 over
+about 20k parameters a parameter's squared gradient is of order 1e-5 to 1e-4), the weight-noise
+std, and a learning-rate decay (halved every 10 epochs from epoch 20). Every run has its own
+workdir under ``--root`` (``<dataset>-<cell>-<variant>``), so an interrupted search resumes and
+finished runs are reused. Outputs in ``--out``: ``chung2014_knobs.md`` (one row per run:
+best epoch, epochs run, how it ended, validation and test NLL, the change against ``base``)
+and ``chung2014_knobs.json``; rows of earlier invocations are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+
+import runs  # experiments/runs.py (this script's folder is on sys.path)
+from chung2014_music import CELLS, CONFIG, DATASETS, NAMES, PAPER
+
+# name: (the change in words, overrides; "{epoch}" is replaced by the steps in an epoch)
+VARIANTS = {
+    "base": ("none (the table's settings)", []),
+    "lr=0.001": ("learning rate 0.001", ["--config.optimizer.learning_rate=0.001"]),
+    "lr=0.03": ("learning rate 0.03", ["--config.optimizer.learning_rate=0.03"]),
+    "rho=0.95": ("RMSProp decay 0.95 (table: 0.9)", ["--config.optimizer.rho=0.95"]),
+    "rho=0.99": ("RMSProp decay 0.99", ["--config.optimizer.rho=0.99"]),
+    "momentum=0.9": ("RMSProp with momentum 0.9 (Graves 2013's form, without centring)",
+                     ["--config.optimizer.momentum=0.9"]),
+    "eps=1e-4": ("RMSProp eps 1e-4 (table: 1e-8)", ["--config.optimizer.eps=0.0001"]),
+    "noise=0": ("no weight noise (table: std 0.075)", ["--config.weight_noise=0"]),
+    "noise=0.03": ("weight noise std 0.03", ["--config.weight_noise=0.03"]),
+    "decay": ("learning rate halved every 10 epochs from epoch 20",
+              ["--config.optimizer.schedule=exponential", "--config.optimizer.decay_rate=0.5",
+               "--config.optimizer.decay_every={epoch10}",
+               "--config.optimizer.decay_start={epoch20}"]),
+}
+PAPER_COLUMN = {c: i for i, c in enumerate(CELLS)}
+
+
+@functools.cache
+def steps_per_epoch(dataset: str, cell: str) -> int:
+    from grux.train.main import load_config_file
+    return load_config_file(f"{CONFIG}:{dataset},{cell}").eval.every_steps
+
+
+def overrides(dataset: str, cell: str, variant: str) -> list[str]:
+    spe = steps_per_epoch(dataset, cell)
+    return [o.format(epoch10=10 * spe, epoch20=20 * spe) for o in VARIANTS[variant][1]]
+
+
+def run_dir(root: str, dataset: str, cell: str, variant: str) -> str:
+    return os.path.join(root, f"{dataset}-{cell}-{variant}")
+
+
+def train(root: str, quick: bool, dataset: str, cell: str, variant: str) -> dict:
+    workdir = run_dir(root, dataset, cell, variant)
+    s = runs.train(f"{CONFIG}:{dataset},{cell}", workdir, overrides(dataset, cell, variant),
+                   quick)
+    spe = steps_per_epoch(dataset, cell) if not quick else 2
+    record = {"dataset": dataset, "cell": cell, "variant": variant,
+              "change": VARIANTS[variant][0], "best_epoch": s["best"]["step"] // spe,
+              "epochs": s["step"] // spe, "ended_by": runs.ended_by(s["status"], 10),
+              "validation": s["best"]["value"],
+              "test": s["best"]["results"]["test"]["loss"],
+              "train_minutes": s["train_seconds"] / 60}
+    print(f"  {dataset} {cell} {variant}: validation {record['validation']:.3f}, test "
+          f"{record['test']:.3f} ({record['train_minutes']:.1f} min)", flush=True)
+    return record
+
+
+def write_table(records: list[dict], path: str, quick: bool) -> str:
+    lines = ["| dataset | cell | variant | change | best epoch / run | ended by | validation NLL "
+             "| test NLL | Δ validation vs base | Chung test | train time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    base = {(r["dataset"], r["cell"]): r["validation"] for r in records
+            if r["variant"] == "base"}
+    order = list(VARIANTS)
+    for r in sorted(records, key=lambda r: (r["dataset"], r["cell"], order.index(r["variant"]))):
+        b = base.get((r["dataset"], r["cell"]))
+        delta = "–" if b is None or r["variant"] == "base" else f"{r['validation'] - b:+.3f}"
+        paper = PAPER[r["dataset"]][PAPER_COLUMN[r["cell"]]]
+        lines.append(f"| {NAMES[r['dataset']]} | {r['cell']} | {r['variant']} | {r['change']} | "
+                     f"{r['best_epoch']} / {r['epochs']} | {r['ended_by']} | "
+                     f"{r['validation']:.3f} | {r['test']:.3f} | {delta} | {paper:.2f} | "
+                     f"{r['train_minutes']:.1f} min |")
+    if quick:
+        lines.insert(0, "**QUICK MODE: a few steps per model; not results.**\n")
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="nottingham")
+    p.add_argument("--cells", default="gru")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    runs.add_sweep_arguments(p, "chung2014_knobs", jobs=2)
+    a = p.parse_args(argv)
+    datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
+    cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
+    variants = runs.choices(p, a.variants, VARIANTS, "variant", "--variants")
+    jobs = [(d, c, v) for d in datasets for c in cells for v in variants]
+    print(f"Chung et al. 2014, one change at a time: {len(jobs)} runs, {a.jobs} at a time → "
+          f"{a.root}", flush=True)
+    os.makedirs(a.out, exist_ok=True)
+    suffix = "_quick" if a.quick else ""
+    json_path = os.path.join(a.out, f"chung2014_knobs{suffix}.json")
+    records = {}
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            records = {(r["dataset"], r["cell"], r["variant"]): r for r in json.load(f)}
+    failed: list[str] = []
+    train_one = functools.partial(train, a.root, a.quick)
+    for job, record in runs.each_result(jobs, train_one, a.jobs, lambda *j: "-".join(j),
+                                        failed):
+        records[job] = record
+        with open(json_path, "w") as f:  # after every run: a killed search keeps its rows
+            json.dump(list(records.values()), f, indent=1)
+    table = write_table(list(records.values()),
+                        os.path.join(a.out, f"chung2014_knobs{suffix}.md"), a.quick)
+    print(table)
+    runs.exit_if_failed(failed)
+
+
+if __name__ == "__main__":
+    main()
