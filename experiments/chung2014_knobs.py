@@ -1,17 +1,20 @@
 """Chung et al. 2014 at the 20k-parameter budget (issue 16, part 1): one change at a time.
 
-    python experiments/chung2014_knobs.py                          # Nottingham GRU, 10 runs
+    python experiments/chung2014_knobs.py                          # Nottingham GRU, 11 runs
     python experiments/chung2014_knobs.py --datasets musedata --variants base,lr=0.03
     python experiments/chung2014_knobs.py --quick                  # smoke test
 
 Each variant is the table's run (``configs/chung2014_music.py:<dataset>,<cell>``: RMSProp
 with decay 0.9 and eps 1e-8, the learning rate the table chose, weight noise std 0.075,
-gradient norm clipped to 1, early stopping with patience 10) with ONE setting changed, so its
+gradient norm clipped to 1, early stopping with patience 10) with ONE setting changed (or two
+that belong together: momentum with a tenth of the learning rate), so its
 effect can be read off against ``base`` trained in the same invocation on the same machine:
 the learning rates around the table's two, the RMSProp settings (decay of the squared-gradient
-average, momentum, an eps large enough to matter: with the gradient norm clipped to 1 over
-about 20k parameters a parameter's squared gradient is of order 1e-5 to 1e-4), the weight-noise
-std, and a learning-rate decay (halved every 10 epochs from epoch 20). Every run has its own
+average, momentum, an eps large enough to matter: with the gradient norm at the clip, 1, spread
+over about 20k parameters, a parameter's squared gradient is 5e-5 on average), the weight-noise
+std, and a learning-rate decay (halved every 10 epochs from epoch 20). A setting whose loss
+turns non-finite is a result, not a failure: its row says "diverged" and gives the best
+validation NLL before that (with the test NLL of the same evaluation). Every run has its own
 workdir under ``--root`` (``<dataset>-<cell>-<variant>``), so an interrupted search resumes and
 finished runs are reused. Outputs in ``--out``: ``chung2014_knobs.md`` (one row per run:
 best epoch, epochs run, how it ended, validation and test NLL, the change against ``base``)
@@ -36,6 +39,10 @@ VARIANTS = {
     "rho=0.99": ("RMSProp decay 0.99", ["--config.optimizer.rho=0.99"]),
     "momentum=0.9": ("RMSProp with momentum 0.9 (Graves 2013's form, without centring)",
                      ["--config.optimizer.momentum=0.9"]),
+    "momentum=0.9-lr-tenth": ("momentum 0.9 and the learning rate / 10 (the same step size once "
+                           "the momentum builds up)",
+                           ["--config.optimizer.momentum=0.9", "--config.optimizer."
+                            "learning_rate={lr_tenth}"]),
     "eps=1e-4": ("RMSProp eps 1e-4 (table: 1e-8)", ["--config.optimizer.eps=0.0001"]),
     "noise=0": ("no weight noise (table: std 0.075)", ["--config.weight_noise=0"]),
     "noise=0.03": ("weight noise std 0.03", ["--config.weight_noise=0.03"]),
@@ -54,8 +61,30 @@ def steps_per_epoch(dataset: str, cell: str) -> int:
 
 
 def overrides(dataset: str, cell: str, variant: str) -> list[str]:
-    spe = steps_per_epoch(dataset, cell)
-    return [o.format(epoch10=10 * spe, epoch20=20 * spe) for o in VARIANTS[variant][1]]
+    from grux.train.main import load_config_file
+    config = load_config_file(f"{CONFIG}:{dataset},{cell}")
+    spe = config.eval.every_steps
+    return [o.format(epoch10=10 * spe, epoch20=20 * spe,
+                     lr_tenth=f"{config.optimizer.learning_rate / 10:g}")
+            for o in VARIANTS[variant][1]]
+
+
+def diverged(workdir: str, spe: int) -> dict:
+    """A run that stopped on a non-finite loss: its best validation NLL before that, the test
+    NLL of the same evaluation, and the epoch it reached."""
+    evals, last = {}, 0
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            r = json.loads(line)
+            last = max(last, r.get("step", 0))
+            if r.get("split") in ("validation", "test"):
+                evals.setdefault(r["step"], {})[r["split"]] = r["loss"]
+    step = min((s for s in evals if "validation" in evals[s]),
+               key=lambda s: evals[s]["validation"])
+    return {"best_epoch": step // spe, "epochs": last // spe,
+            "ended_by": f"diverged (non-finite loss in epoch {last // spe + 1})",
+            "validation": evals[step]["validation"], "test": evals[step]["test"],
+            "train_minutes": runs.training_seconds(workdir) / 60}
 
 
 def run_dir(root: str, dataset: str, cell: str, variant: str) -> str:
@@ -64,17 +93,25 @@ def run_dir(root: str, dataset: str, cell: str, variant: str) -> str:
 
 def train(root: str, quick: bool, dataset: str, cell: str, variant: str) -> dict:
     workdir = run_dir(root, dataset, cell, variant)
-    s = runs.train(f"{CONFIG}:{dataset},{cell}", workdir, overrides(dataset, cell, variant),
-                   quick)
     spe = steps_per_epoch(dataset, cell) if not quick else 2
     record = {"dataset": dataset, "cell": cell, "variant": variant,
-              "change": VARIANTS[variant][0], "best_epoch": s["best"]["step"] // spe,
-              "epochs": s["step"] // spe, "ended_by": runs.ended_by(s["status"], 10),
-              "validation": s["best"]["value"],
-              "test": s["best"]["results"]["test"]["loss"],
-              "train_minutes": s["train_seconds"] / 60}
+              "change": VARIANTS[variant][0]}
+    try:
+        s = runs.train(f"{CONFIG}:{dataset},{cell}", workdir,
+                       overrides(dataset, cell, variant), quick)
+    except RuntimeError as e:  # a diverged setting is a result; any other failure is not
+        if "non-finite training loss" not in str(e):
+            raise
+        record.update(diverged(workdir, spe))
+    else:
+        record.update({"best_epoch": s["best"]["step"] // spe, "epochs": s["step"] // spe,
+                       "ended_by": runs.ended_by(s["status"], 10),
+                       "validation": s["best"]["value"],
+                       "test": s["best"]["results"]["test"]["loss"],
+                       "train_minutes": s["train_seconds"] / 60})
     print(f"  {dataset} {cell} {variant}: validation {record['validation']:.3f}, test "
-          f"{record['test']:.3f} ({record['train_minutes']:.1f} min)", flush=True)
+          f"{record['test']:.3f} ({record['train_minutes']:.1f} min, {record['ended_by']})",
+          flush=True)
     return record
 
 

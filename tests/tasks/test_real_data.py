@@ -247,7 +247,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
 def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
     import json
 
-    variants = "base,momentum=0.9,noise=0,decay"   # the order of the table
+    variants = "base,momentum=0.9-lr-tenth,noise=0,decay"   # the order of the table
     args = ["--quick", "--datasets", "jsb_chorales", "--variants", variants, "--jobs", "1",
             "--root", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
     out = run_experiment("chung2014_knobs.py", args, data_dir, tmp_path)
@@ -261,7 +261,9 @@ def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
     assert (decay["schedule"], decay["decay_rate"]) == ("exponential", 0.5)
     assert (decay["decay_every"], decay["decay_start"]) == (10 * steps_per_epoch,
                                                             20 * steps_per_epoch)
-    assert configs["momentum=0.9"]["optimizer"]["momentum"] == 0.9
+    tenth = configs["momentum=0.9-lr-tenth"]["optimizer"]
+    assert tenth["momentum"] == 0.9
+    assert tenth["learning_rate"] == pytest.approx(base["optimizer"]["learning_rate"] / 10)
     assert configs["noise=0"]["weight_noise"] == 0.0
     for v, c in configs.items():   # nothing else differs from base
         diff = {k for k in c if c[k] != base[k]} - {"optimizer", "weight_noise"}
@@ -272,3 +274,29 @@ def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
     assert rows[0].split(" | ")[8] == "–" and rows[1].split(" | ")[8].startswith(("+", "-"))
     bad = run_experiment("chung2014_knobs.py", ["--variants", "lr=1"], data_dir, tmp_path)
     assert bad.returncode == 2 and "unknown variant 'lr=1' in --variants" in bad.stderr
+
+
+def test_chung2014_knobs_reports_a_diverged_run_by_its_last_good_evaluation(tmp_path):
+    import json
+    import sys
+
+    from cli_runs import ROOT
+    sys.path.insert(0, f"{ROOT}/experiments")
+    try:
+        import chung2014_knobs
+    finally:
+        sys.path.remove(f"{ROOT}/experiments")
+    rows = [{"step": 10, "split": "train", "loss": 9.0},
+            {"step": 10, "split": "validation", "loss": 4.0, "time": 1.0},
+            {"step": 10, "split": "test", "loss": 4.1, "time": 1.0},
+            {"step": 20, "split": "validation", "loss": 3.5, "time": 4.0},
+            {"step": 20, "split": "test", "loss": 3.7, "time": 4.0},
+            {"step": 30, "split": "validation", "loss": 3.6, "time": 7.0},
+            {"step": 30, "split": "test", "loss": 3.4, "time": 7.0},
+            {"step": 35, "split": "train", "loss": 5.0, "time": 9.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = chung2014_knobs.diverged(str(tmp_path), spe=10)
+    assert (got["validation"], got["test"]) == (3.5, 3.7)    # best validation, not best test
+    assert (got["best_epoch"], got["epochs"]) == (2, 3)
+    assert got["ended_by"] == "diverged (non-finite loss in epoch 4)"
+    assert abs(got["train_minutes"] - 8.0 / 60) < 1e-9
