@@ -130,12 +130,7 @@ def write_table(records: list[dict], path: str, quick: bool) -> str:
                      f"{r['best_epoch']} / {r['epochs']} | {r['ended_by']} | "
                      f"{r['validation']:.3f} | {r['test']:.3f} | {delta} | {paper:.2f} | "
                      f"{r['train_minutes']:.1f} min |")
-    if quick:
-        lines.insert(0, "**QUICK MODE: a few steps per model; not results.**\n")
-    text = "\n".join(lines) + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    return text
+    return runs.write_markdown(lines, path, quick)
 
 
 def main(argv=None) -> None:

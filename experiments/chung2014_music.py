@@ -84,12 +84,7 @@ def write_table(chosen: dict, path: str, quick: bool) -> str:
                      f"{s['step'] // per_epoch} | {ended} | {s['best']['value']:.3f} | "
                      f"{s['best']['results']['test']['loss']:.3f} | "
                      f"{s['train_seconds'] / 60:.1f} min |")
-    if quick:
-        lines.insert(0, "**QUICK MODE: a few steps per model; not results.**\n")
-    text = "\n".join(lines) + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-    return text
+    return runs.write_markdown(lines, path, quick)
 
 
 def plot(chosen: dict, root: str, path: str) -> None:

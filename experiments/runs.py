@@ -104,6 +104,16 @@ def ended_by(status: str, patience: int | None = None) -> str:
     return {"completed": "epoch cap"}.get(status, status)
 
 
+def write_markdown(lines: list[str], path: str, quick: bool) -> str:
+    """Write the table ``lines`` to ``path`` (under a banner in quick mode); return the text."""
+    if quick:
+        lines = ["**QUICK MODE: a few steps per model; not results.**", "", *lines]
+    text = "\n".join(lines) + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return text
+
+
 def add_sweep_arguments(parser, runs_folder: str, jobs: int | None = 1) -> None:
     """``--root`` (workdirs, default ``runs/<runs_folder>``), ``--out`` (results, default
     ``experiments/results``), ``--quick`` and, unless ``jobs`` is ``None``, ``--jobs``."""
