@@ -55,14 +55,14 @@ PAPER_COLUMN = {c: i for i, c in enumerate(CELLS)}
 
 
 @functools.cache
-def steps_per_epoch(dataset: str, cell: str) -> int:
+def table_config(dataset: str, cell: str):
+    """The table's config for (dataset, cell), loaded once per search."""
     from grux.train.main import load_config_file
-    return load_config_file(f"{CONFIG}:{dataset},{cell}").eval.every_steps
+    return load_config_file(f"{CONFIG}:{dataset},{cell}")
 
 
 def overrides(dataset: str, cell: str, variant: str) -> list[str]:
-    from grux.train.main import load_config_file
-    config = load_config_file(f"{CONFIG}:{dataset},{cell}")
+    config = table_config(dataset, cell)
     spe = config.eval.every_steps
     return [o.format(epoch10=10 * spe, epoch20=20 * spe,
                      lr_tenth=f"{config.optimizer.learning_rate / 10:g}")
@@ -93,7 +93,8 @@ def run_dir(root: str, dataset: str, cell: str, variant: str) -> str:
 
 def train(root: str, quick: bool, dataset: str, cell: str, variant: str) -> dict:
     workdir = run_dir(root, dataset, cell, variant)
-    spe = steps_per_epoch(dataset, cell) if not quick else 2
+    config = table_config(dataset, cell)
+    spe = config.eval.every_steps if not quick else 2
     record = {"dataset": dataset, "cell": cell, "variant": variant,
               "change": VARIANTS[variant][0]}
     try:
@@ -105,7 +106,7 @@ def train(root: str, quick: bool, dataset: str, cell: str, variant: str) -> dict
         record.update(diverged(workdir, spe))
     else:
         record.update({"best_epoch": s["best"]["step"] // spe, "epochs": s["step"] // spe,
-                       "ended_by": runs.ended_by(s["status"], 10),
+                       "ended_by": runs.ended_by(s["status"], config.eval.patience),
                        "validation": s["best"]["value"],
                        "test": s["best"]["results"]["test"]["loss"],
                        "train_minutes": s["train_seconds"] / 60})
