@@ -60,9 +60,11 @@ jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run t
     ettm2  96: 0.173 / 0.257 (17.2 min)   192: 0.238 / 0.300 (34.5 min, partly paused)
           336: 0.297 / 0.340 (12.1 min)   720: 0.398 / 0.419 (17.6 min)
 
-(ETTh2, ETTm1 and ETTm2 with ``--patience 3``, see docs/forecasting.md). Weather: not yet
-measured. A training step at H = 96 on the idle CPU: etth1 0.39 s, ettm1 0.18 s, weather
-0.26 s; etth1 at H = 720, 1.18 s.
+    weather 96: 0.163 / 0.227 (179.7 min over two sessions, partly on one core; SegRNN 0.165)
+
+(ETTh2, ETTm1, ETTm2 and weather with ``--patience 3``, see docs/forecasting.md). Weather
+192 / 336 / 720: not yet measured. A training step at H = 96 on the idle CPU: etth1 0.39 s,
+ettm1 0.18 s, weather 0.26-0.5 s (two machines); etth1 at H = 720, 1.18 s.
 """
 from grux.train.config import base_config
 
