@@ -150,10 +150,8 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"chung2014_knobs{suffix}.json")
-    records = {}
-    if os.path.exists(json_path):
-        with open(json_path) as f:
-            records = {(r["dataset"], r["cell"], r["variant"]): r for r in json.load(f)}
+    records = {(r["dataset"], r["cell"], r["variant"]): r
+               for r in runs.load_results(json_path, [])}
     failed: list[str] = []
     train_one = functools.partial(train, a.root, a.quick)
     for job, record in runs.each_result(jobs, train_one, a.jobs, lambda *j: "-".join(j),

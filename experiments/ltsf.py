@@ -122,16 +122,14 @@ def grouped(results: dict) -> tuple[list[tuple[str, int]], list[str], dict]:
     return rows, cells, by
 
 
-def table(results: dict, quick: bool) -> str:
+def table(results: dict) -> list[str]:
     rows, cells, by = grouped(results)
     head = ["dataset", "H"]
     for c in cells:
         head += [f"{c} MSE", f"{c} MAE"]
     head += ["SegRNN MSE (MAE)", "iTransformer", "PatchTST", "DLinear"]
     head += [f"{label} MSE" for _, label in BASELINES]
-    lines = ["**QUICK MODE: a few steps per model at width 32; not results.**", ""] if quick \
-        else []
-    lines += ["Test MSE / MAE at look-back 96 on the train-standardised scale, every test "
+    lines = ["Test MSE / MAE at look-back 96 on the train-standardised scale, every test "
               "window; ours at the best validation MSE. Reference columns: SegRNN README "
               "(L = 96 table); baselines: ours, same windows.", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -185,7 +183,7 @@ def table(results: dict, quick: bool) -> str:
                      f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
                      f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
                      f"{r['test']['mae']:.3f} | {r['train_seconds'] / 60:.1f} min |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def plot(results: dict, path: str) -> None:
@@ -237,18 +235,13 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"ltsf{suffix}.json")
-    results: dict = {}
-    if os.path.isfile(json_path):  # runs of earlier invocations stay in the table
-        with open(json_path) as f:
-            results = json.load(f)
+    results: dict = runs.load_results(json_path, {})
     jobs = [(d, h, c, s) for d in datasets for h in horizons for c in cells for s in seeds]
     print(f"LTSF table: {len(jobs)} runs, {a.jobs} at a time → {a.root}", flush=True)
 
-    def save():
-        with open(json_path, "w") as f:
-            json.dump(results, f, indent=1)
-        with open(os.path.join(a.out, f"ltsf{suffix}.md"), "w") as f:
-            f.write(table(results, a.quick))
+    def save() -> str:
+        return runs.save_results(results, json_path, table(results), a.quick,
+                                 "a few steps per model at width 32")
 
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick, patience=a.patience)
@@ -256,10 +249,10 @@ def main(argv=None) -> None:
                                         functools.partial(run_dir, a.root), failed):
         results[key(*job)] = result
         save()
-    save()
+    text = save()
     if results:
         plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
-    print(table(results, a.quick))
+    print(text)
     runs.exit_if_failed(failed)
 
 

@@ -108,14 +108,13 @@ def settings(r: dict) -> str:
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}")
 
 
-def table(records: list[dict], quick: bool) -> str:
+def table(records: list[dict]) -> list[str]:
     chosen: dict = {}
     for r in records:
         k = (r["dataset"], r["cell"])
         if k not in chosen or r["validation"] < chosen[k]["validation"]:
             chosen[k] = r
-    lines = ["**QUICK MODE: a few steps per model; not results.**", ""] if quick else []
-    lines += ["Test NLL per time step at the best validation epoch of the point chosen on "
+    lines = ["Test NLL per time step at the best validation epoch of the point chosen on "
               "validation NLL, over every frame (Chung et al.'s protocol) and without each "
               "piece's first frame (Bai et al.'s, the one to compare with their columns); "
               "reference: Bai et al. 2018 (TCN), as quoted in issue 16.", "",
@@ -139,7 +138,7 @@ def table(records: list[dict], quick: bool) -> str:
                      f"{runs.ended_by(r['status'])} | {r['validation']:.3f} | "
                      f"{r['test']:.3f} | {r['test_after_first_frame']:.3f} | "
                      f"{r['train_seconds'] / 60:.1f} min |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> None:
@@ -183,22 +182,14 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"music_beyond{suffix}.json")
-    done: dict = {}
-    if os.path.isfile(json_path):              # runs of earlier invocations stay in the table
-        with open(json_path) as f:
-            done = {record_key(r): r for r in json.load(f)}
+    done = {record_key(r): r for r in runs.load_results(json_path, [])}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick)
     for _, record in runs.each_result(jobs, train_one, a.jobs,
                                       functools.partial(run_dir, a.root), failed):
         done[record_key(record)] = record
     records = list(done.values())
-    text = table(records, a.quick)
-    with open(os.path.join(a.out, f"music_beyond{suffix}.md"), "w") as f:
-        f.write(text)
-    with open(json_path, "w") as f:
-        json.dump(records, f, indent=1)
-    print(text)
+    print(runs.save_results(records, json_path, table(records), a.quick))
     runs.exit_if_failed(failed)
 
 if __name__ == "__main__":

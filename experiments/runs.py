@@ -104,14 +104,34 @@ def ended_by(status: str, patience: int | None = None) -> str:
     return {"completed": "epoch cap"}.get(status, status)
 
 
-def write_markdown(lines: list[str], path: str, quick: bool) -> str:
-    """Write the table ``lines`` to ``path`` (under a banner in quick mode); return the text."""
+def write_markdown(lines: list[str], path: str, quick: bool,
+                   quick_runs: str = "a few steps per model") -> str:
+    """Write the table ``lines`` to ``path`` (under a banner saying the runs were
+    ``quick_runs`` in quick mode); return the text."""
     if quick:
-        lines = ["**QUICK MODE: a few steps per model; not results.**", "", *lines]
+        lines = [f"**QUICK MODE: {quick_runs}; not results.**", "", *lines]
     text = "\n".join(lines) + "\n"
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def load_results(json_path: str, empty):
+    """The results an earlier invocation wrote to ``json_path``, or ``empty`` if none: a
+    sweep adds to them, so the runs of earlier invocations stay in its table."""
+    if not os.path.isfile(json_path):
+        return empty
+    with open(json_path) as f:
+        return json.load(f)
+
+
+def save_results(results, json_path: str, lines: list[str], quick: bool,
+                 quick_runs: str = "a few steps per model") -> str:
+    """Write ``results`` to ``json_path`` and the table ``lines`` beside it (the same name
+    ending ``.md``, :func:`write_markdown`); return the Markdown."""
+    with open(json_path, "w") as f:
+        json.dump(results, f, indent=1)
+    return write_markdown(lines, os.path.splitext(json_path)[0] + ".md", quick, quick_runs)
 
 
 def add_sweep_arguments(parser, runs_folder: str, jobs: int | None = 1) -> None:

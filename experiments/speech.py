@@ -26,7 +26,6 @@ compared at equal budget: same width, depth, steps, batch and optimizer. Outputs
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import runs  # experiments/runs.py (this script's folder is on sys.path)
@@ -75,8 +74,8 @@ def minutes(r: dict) -> str:
     return f"{r['train_seconds'] / 60:.1f} min"
 
 
-def tables(results: dict, quick: bool) -> str:
-    lines = ["**QUICK MODE: a few steps per model; not results.**", ""] if quick else []
+def tables(results: dict) -> list[str]:
+    lines: list[str] = []
     if "isolated" in results:
         lines += ["### Isolated digits, official split (test = recordings 0-4 of every "
                   "speaker, 300)", "",
@@ -123,7 +122,7 @@ def tables(results: dict, quick: bool) -> str:
         lines.append("")
     lines.append("DER: digit (token) error rate, edit distance over reference digits; SER: "
                  "string (sentence) error rate. Greedy CTC decoding (beam 1).")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv=None) -> None:
@@ -140,16 +139,12 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"speech{suffix}.json")
-    results: dict = {}
-    if os.path.isfile(json_path):  # keep the parts this invocation does not rerun
-        with open(json_path) as f:
-            results = {k: v for k, v in json.load(f).items() if k not in parts}
+    # keep the parts this invocation does not rerun
+    results: dict = {k: v for k, v in runs.load_results(json_path, {}).items()
+                     if k not in parts}
 
-    def save():
-        with open(json_path, "w") as f:
-            json.dump(results, f, indent=1)
-        with open(os.path.join(a.out, f"speech{suffix}.md"), "w") as f:
-            f.write(tables(results, a.quick))
+    def save() -> str:
+        return runs.save_results(results, json_path, tables(results), a.quick)
 
     print(f"speech tables: parts {parts}, cells {cells} → {a.root}", flush=True)
     if "isolated" in parts:
@@ -174,8 +169,7 @@ def main(argv=None) -> None:
                     a.quick)
             results["connected_si"]["runs"].append({**r, "speaker": spk})
             save()
-    save()
-    print(tables(results, a.quick))
+    print(save())
 
 
 if __name__ == "__main__":
