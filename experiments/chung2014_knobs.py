@@ -73,12 +73,10 @@ def diverged(workdir: str, spe: int) -> dict:
     """A run that stopped on a non-finite loss: its best validation NLL before that, the test
     NLL of the same evaluation, and the epoch it reached."""
     evals, last = {}, 0
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            last = max(last, r.get("step", 0))
-            if r.get("split") in ("validation", "test"):
-                evals.setdefault(r["step"], {})[r["split"]] = r["loss"]
+    for r in runs.metric_records(workdir):
+        last = max(last, r.get("step", 0))
+        if r.get("split") in ("validation", "test"):
+            evals.setdefault(r["step"], {})[r["split"]] = r["loss"]
     step = min((s for s in evals if "validation" in evals[s]),
                key=lambda s: evals[s]["validation"])
     return {"best_epoch": step // spe, "epochs": last // spe,

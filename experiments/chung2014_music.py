@@ -51,14 +51,8 @@ def train(root: str, dataset: str, cell: str, lr: float, quick: bool) -> dict:
 
 
 def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
-    steps, values = [], []
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("split") == "validation":
-                steps.append(r["step"])
-                values.append(r["loss"])
-    return steps, values
+    evals = [r for r in runs.metric_records(workdir) if r.get("split") == "validation"]
+    return [r["step"] for r in evals], [r["loss"] for r in evals]
 
 
 def write_table(chosen: dict, path: str, quick: bool) -> str:

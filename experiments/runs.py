@@ -34,20 +34,24 @@ def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = Fa
     return summary
 
 
+def metric_records(workdir: str) -> list[dict]:
+    """The records of a run's ``metrics.jsonl``, in the order the trainer wrote them."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
 def training_seconds(workdir: str) -> float:
     """Wall time spent training, summed over every invocation of the run: the gaps between
     consecutive timed ``metrics.jsonl`` records, except across a ``resume`` record (the time
     the run was not running). Start-up before each invocation's first record is not counted."""
     total, last = 0.0, None
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            r = json.loads(line)
-            if r.get("event") == "resume":
-                last = None
-            elif "time" in r:
-                if last is not None:
-                    total += r["time"] - last
-                last = r["time"]
+    for r in metric_records(workdir):
+        if r.get("event") == "resume":
+            last = None
+        elif "time" in r:
+            if last is not None:
+                total += r["time"] - last
+            last = r["time"]
     return total
 
 

@@ -300,3 +300,26 @@ def test_chung2014_knobs_reports_a_diverged_run_by_its_last_good_evaluation(tmp_
     assert (got["best_epoch"], got["epochs"]) == (2, 3)
     assert got["ended_by"] == "diverged (non-finite loss in epoch 4)"
     assert abs(got["train_minutes"] - 8.0 / 60) < 1e-9
+
+
+def test_training_seconds_leaves_out_the_time_a_run_was_stopped(tmp_path):
+    """The train-time column of the sweeps: the gaps between timed records, summed over every
+    invocation, not across a ``resume`` (the hours a run spent killed between sessions)."""
+    import json
+    import sys
+
+    from cli_runs import ROOT
+    sys.path.insert(0, f"{ROOT}/experiments")
+    try:
+        import runs
+    finally:
+        sys.path.remove(f"{ROOT}/experiments")
+    rows = [{"step": 5, "split": "train", "time": 100.0},
+            {"step": 10, "split": "validation", "time": 110.0},
+            {"step": 10, "event": "checkpoint"},
+            {"step": 10, "event": "resume"},
+            {"step": 15, "split": "train", "time": 5000.0},
+            {"step": 20, "split": "train", "time": 5004.5}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert runs.training_seconds(str(tmp_path)) == 14.5
+    assert [r["step"] for r in runs.metric_records(str(tmp_path))] == [5, 10, 10, 10, 15, 20]
