@@ -27,6 +27,8 @@ import functools
 import json
 import os
 
+from grux.train.writers import read_metrics
+
 import runs  # experiments/runs.py (this script's folder is on sys.path)
 from chung2014_music import CELLS, CONFIG, DATASETS, NAMES, PAPER
 
@@ -73,7 +75,7 @@ def diverged(workdir: str, spe: int) -> dict:
     """A run that stopped on a non-finite loss: its best validation NLL before that, the test
     NLL of the same evaluation, and the epoch it reached."""
     evals, last = {}, 0
-    for r in runs.metric_records(workdir):
+    for r in read_metrics(workdir):
         last = max(last, r.get("step", 0))
         if r.get("split") in ("validation", "test"):
             evals.setdefault(r["step"], {})[r["split"]] = r["loss"]

@@ -18,6 +18,9 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
+
+from grux.train.writers import read_metrics
+
 import runs
 
 ROOT = runs.ROOT
@@ -51,7 +54,7 @@ def train(root: str, dataset: str, cell: str, lr: float, quick: bool) -> dict:
 
 
 def validation_curve(workdir: str) -> tuple[list[int], list[float]]:
-    evals = [r for r in runs.metric_records(workdir) if r.get("split") == "validation"]
+    evals = [r for r in read_metrics(workdir) if r.get("split") == "validation"]
     return [r["step"] for r in evals], [r["loss"] for r in evals]
 
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from grux.train.writers import read_metrics
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--config.num_train_steps=4", "--config.eval.every_steps=2",
          "--config.checkpoint.every_steps=4", "--config.log.every_steps=2"]
@@ -34,18 +36,12 @@ def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = Fa
     return summary
 
 
-def metric_records(workdir: str) -> list[dict]:
-    """The records of a run's ``metrics.jsonl``, in the order the trainer wrote them."""
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
 def training_seconds(workdir: str) -> float:
     """Wall time spent training, summed over every invocation of the run: the gaps between
     consecutive timed ``metrics.jsonl`` records, except across a ``resume`` record (the time
     the run was not running). Start-up before each invocation's first record is not counted."""
     total, last = 0.0, None
-    for r in metric_records(workdir):
+    for r in read_metrics(workdir):
         if r.get("event") == "resume":
             last = None
         elif "time" in r:

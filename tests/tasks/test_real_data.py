@@ -276,16 +276,24 @@ def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
     assert bad.returncode == 2 and "unknown variant 'lr=1' in --variants" in bad.stderr
 
 
-def test_chung2014_knobs_reports_a_diverged_run_by_its_last_good_evaluation(tmp_path):
-    import json
+def experiment_module(name: str):
+    """An ``experiments/`` script imported as a module (its folder on ``sys.path`` for the
+    import only, as when the script runs)."""
+    import importlib
     import sys
 
     from cli_runs import ROOT
     sys.path.insert(0, f"{ROOT}/experiments")
     try:
-        import chung2014_knobs
+        return importlib.import_module(name)
     finally:
         sys.path.remove(f"{ROOT}/experiments")
+
+
+def test_chung2014_knobs_reports_a_diverged_run_by_its_last_good_evaluation(tmp_path):
+    import json
+
+    chung2014_knobs = experiment_module("chung2014_knobs")
     rows = [{"step": 10, "split": "train", "loss": 9.0},
             {"step": 10, "split": "validation", "loss": 4.0, "time": 1.0},
             {"step": 10, "split": "test", "loss": 4.1, "time": 1.0},
@@ -306,14 +314,8 @@ def test_training_seconds_leaves_out_the_time_a_run_was_stopped(tmp_path):
     """The train-time column of the sweeps: the gaps between timed records, summed over every
     invocation, not across a ``resume`` (the hours a run spent killed between sessions)."""
     import json
-    import sys
 
-    from cli_runs import ROOT
-    sys.path.insert(0, f"{ROOT}/experiments")
-    try:
-        import runs
-    finally:
-        sys.path.remove(f"{ROOT}/experiments")
+    runs = experiment_module("runs")
     rows = [{"step": 5, "split": "train", "time": 100.0},
             {"step": 10, "split": "validation", "time": 110.0},
             {"step": 10, "event": "checkpoint"},
@@ -322,4 +324,4 @@ def test_training_seconds_leaves_out_the_time_a_run_was_stopped(tmp_path):
             {"step": 20, "split": "train", "time": 5004.5}]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert runs.training_seconds(str(tmp_path)) == 14.5
-    assert [r["step"] for r in runs.metric_records(str(tmp_path))] == [5, 10, 10, 10, 15, 20]
+    assert [r["step"] for r in read_metrics(str(tmp_path))] == [5, 10, 10, 10, 15, 20]
