@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 
 from grux.train.writers import read_metrics
@@ -116,7 +115,8 @@ def train(root: str, quick: bool, dataset: str, cell: str, variant: str) -> dict
     return record
 
 
-def write_table(records: list[dict], path: str, quick: bool) -> str:
+def table(records: list[dict]) -> list[str]:
+    """The Markdown table of ``records``, a row per run, grouped by dataset and cell."""
     lines = ["| dataset | cell | variant | change | best epoch / run | ended by | validation NLL "
              "| test NLL | Δ validation vs base | Chung test | train time |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -131,7 +131,7 @@ def write_table(records: list[dict], path: str, quick: bool) -> str:
                      f"{r['best_epoch']} / {r['epochs']} | {r['ended_by']} | "
                      f"{r['validation']:.3f} | {r['test']:.3f} | {delta} | {paper:.2f} | "
                      f"{r['train_minutes']:.1f} min |")
-    return runs.write_markdown(lines, path, quick)
+    return lines
 
 
 def main(argv=None) -> None:
@@ -153,15 +153,17 @@ def main(argv=None) -> None:
     records = {(r["dataset"], r["cell"], r["variant"]): r
                for r in runs.load_results(json_path, [])}
     failed: list[str] = []
+
+    def save(records: dict) -> str:
+        rows = list(records.values())
+        return runs.save_results(rows, json_path, table(rows), a.quick)
+
     train_one = functools.partial(train, a.root, a.quick)
     for job, record in runs.each_result(jobs, train_one, a.jobs, lambda *j: "-".join(j),
                                         failed):
         records[job] = record
-        with open(json_path, "w") as f:  # after every run: a killed search keeps its rows
-            json.dump(list(records.values()), f, indent=1)
-    table = write_table(list(records.values()),
-                        os.path.join(a.out, f"chung2014_knobs{suffix}.md"), a.quick)
-    print(table)
+        save(records)  # after every run: a killed search keeps its rows
+    print(save(records))
     runs.exit_if_failed(failed)
 
 
