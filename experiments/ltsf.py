@@ -235,19 +235,25 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"ltsf{suffix}.json")
-    results: dict = runs.load_results(json_path, {})
     jobs = [(d, h, c, s) for d in datasets for h in horizons for c in cells for s in seeds]
     print(f"LTSF table: {len(jobs)} runs, {a.jobs} at a time → {a.root}", flush=True)
+    finished: dict = {}   # this invocation's runs
 
     def save() -> str:
+        # Read the file again before each write: another invocation (other datasets or cells
+        # at the same time) may have added its runs since this one started.
+        results.clear()
+        results.update(runs.load_results(json_path, {}))
+        results.update(finished)
         return runs.save_results(results, json_path, table(results), a.quick,
                                  "a few steps per model at width 32")
 
+    results: dict = {}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick, patience=a.patience)
     for job, result in runs.each_result(jobs, train_one, a.jobs,
                                         functools.partial(run_dir, a.root), failed):
-        results[key(*job)] = result
+        finished[key(*job)] = result
         save()
     text = save()
     if results:

@@ -128,9 +128,13 @@ def load_results(json_path: str, empty):
 def save_results(results, json_path: str, lines: list[str], quick: bool,
                  quick_runs: str = "a few steps per model") -> str:
     """Write ``results`` to ``json_path`` and the table ``lines`` beside it (the same name
-    ending ``.md``, :func:`write_markdown`); return the Markdown."""
-    with open(json_path, "w") as f:
+    ending ``.md``, :func:`write_markdown`); return the Markdown. The JSON is replaced in one
+    step (written beside it, then renamed), so a sweep killed mid-write, or another one reading
+    it, never sees half a file."""
+    part = json_path + ".part"
+    with open(part, "w") as f:
         json.dump(results, f, indent=1)
+    os.replace(part, json_path)
     return write_markdown(lines, os.path.splitext(json_path)[0] + ".md", quick, quick_runs)
 
 

@@ -161,6 +161,40 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
     assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
 
 
+def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_path,
+                                                                        monkeypatch):
+    """Two invocations writing the same ``ltsf.json`` (say ETTh1 on one core, ETTh2 on the
+    other): each write keeps the runs the other saved since this one started."""
+    import json
+
+    ltsf = experiment_module("ltsf")
+    json_path = tmp_path / "out" / "ltsf.json"
+    metrics = {k: 0.5 for k in ("mse", "mae", "naive_mse", "naive_mae", "snaive_mse",
+                                 "snaive_mae", "linear_mse", "linear_mae")}
+
+    def record(dataset, horizon, cell, seed):
+        return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
+                "test": metrics, "validation": metrics, "best_step": 10, "step": 40,
+                "status": "early_stopped", "steps_per_epoch": 10, "patience": 3,
+                "train_seconds": 60.0}
+
+    def train_while_another_sweep_saves(root, dataset, horizon, cell, seed, quick, patience):
+        other = json.loads(json_path.read_text()) if json_path.exists() else {}
+        other[f"etth2,{horizon},gru,0"] = record("etth2", horizon, "gru", 0)
+        json_path.write_text(json.dumps(other))
+        return record(dataset, horizon, cell, seed)
+
+    monkeypatch.setattr(ltsf, "train", train_while_another_sweep_saves)
+    ltsf.main(["--datasets", "etth1", "--horizons", "96,192", "--root", str(tmp_path / "runs"),
+               "--out", str(tmp_path / "out")])
+    saved = json.loads(json_path.read_text())
+    assert set(saved) == {"etth1,96,gru,0", "etth1,192,gru,0", "etth2,96,gru,0",
+                          "etth2,192,gru,0"}
+    table = (tmp_path / "out" / "ltsf.md").read_text()
+    assert sum(line.startswith(("| ETTh1 |", "| ETTh2 |")) for line in table.splitlines()) == 4
+    assert not (tmp_path / "out" / "ltsf.json.part").exists()
+
+
 def test_ltsf_experiment_reports_a_failed_run_and_goes_on(data_dir, tmp_path):
     """A run that fails (here every run: patience -1 is refused by the config check) is
     reported by its workdir; the sweep finishes the others and exits non-zero."""
