@@ -133,13 +133,15 @@ def table(results: dict) -> list[str]:
               "window; ours at the best validation MSE. Reference columns: SegRNN README "
               "(L = 96 table); baselines: ours, same windows.", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    avg: dict[str, list[float]] = {}
-
-    def add(col, x):
-        if x is not None:
-            avg.setdefault(col, []).append(x)
+    values: dict[tuple[str, int], dict[str, float]] = {}   # (dataset, H): {column: value}
 
     for d, h in rows:
+        values[d, h] = {}
+
+        def add(col, x, cell=values[d, h]):
+            if x is not None:
+                cell[col] = x
+
         row = [NAMES[d], str(h)]
         runs_any = []
         for c in cells:
@@ -163,12 +165,19 @@ def table(results: dict) -> list[str]:
             row.append("–" if x is None else f"{x:.3f}")
             add(f"{label} MSE", x)
         lines.append("| " + " | ".join(row) + " |")
-    if rows:
-        row = ["**average**", f"{len(rows)} cells"]
+    def average(label: str, over: list[tuple[str, int]]) -> str:
+        row = [label, f"{len(over)} cell" + "s" * (len(over) != 1)]
         for col in head[2:]:
-            xs = avg.get(col, [])
-            row.append(f"{sum(xs) / len(xs):.3f}" if len(xs) == len(rows) else "–")
-        lines.append("| " + " | ".join(row) + " |")
+            xs = [values[k][col] for k in over if col in values[k]]
+            row.append(f"{sum(xs) / len(xs):.3f}" if len(xs) == len(over) else "–")
+        return "| " + " | ".join(row) + " |"
+
+    if rows:
+        lines.append(average("**average**", rows))
+        # the recurrent cells side by side: the (dataset, horizon) cells where all of them ran
+        shared = [k for k in rows if all(f"{c} MSE" in values[k] for c in cells)]
+        if len(cells) > 1 and shared and len(shared) < len(rows):
+            lines.append(average("**average where every recurrent cell ran**", shared))
         lines += ["", "Average: the mean over the (dataset, horizon) cells of this table "
                       "(a column is averaged only where it has every one of them)."]
     lines += ["", "| run | best epoch | epochs run | ended by | validation MSE | test MSE | "

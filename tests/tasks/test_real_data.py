@@ -161,6 +161,34 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
     assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
 
 
+def ltsf_record(dataset, horizon, cell, seed, mse=0.5):
+    """A run's entry in ``ltsf.json`` as ``experiments/ltsf.py`` writes it (every metric
+    ``mse``)."""
+    metrics = {k: mse for k in ("mse", "mae", "naive_mse", "naive_mae", "snaive_mse",
+                                 "snaive_mae", "linear_mse", "linear_mae")}
+    return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
+            "test": metrics, "validation": metrics, "best_step": 10, "step": 40,
+            "status": "early_stopped", "steps_per_epoch": 10, "patience": 3,
+            "train_seconds": 60.0}
+
+
+def test_ltsf_table_compares_the_cells_where_every_cell_ran():
+    ltsf = experiment_module("ltsf")
+    results = {"a": ltsf_record("etth1", 96, "gru", 0, 0.4),
+               "b": ltsf_record("etth1", 192, "gru", 0, 0.6),
+               "c": ltsf_record("etth1", 96, "lstm", 0, 0.3),
+               "d": ltsf_record("etth1", 96, "lstm", 1, 0.5)}     # lstm seeds: mean 0.4
+    lines = ltsf.table(results)
+    every = next(line for line in lines if line.startswith("| **average** |")).split(" | ")
+    assert every[1:4] == ["2 cells", "0.500", "0.500"] and every[4] == "–"   # lstm: one row
+    shared = next(line for line in lines if line.startswith("| **average where every"))
+    cols = shared.split(" | ")
+    assert cols[1:6] == ["1 cell", "0.400", "0.400", "0.400", "0.400"]
+    assert cols[6] == "0.368"                                 # SegRNN's README, ETTh1 H=96
+    gru_only = {k: r for k, r in results.items() if r["cell"] == "gru"}
+    assert not any(line.startswith("| **average where") for line in ltsf.table(gru_only))
+
+
 def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_path,
                                                                         monkeypatch):
     """Two invocations writing the same ``ltsf.json`` (say ETTh1 on one core, ETTh2 on the
@@ -169,14 +197,7 @@ def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_pat
 
     ltsf = experiment_module("ltsf")
     json_path = tmp_path / "out" / "ltsf.json"
-    metrics = {k: 0.5 for k in ("mse", "mae", "naive_mse", "naive_mae", "snaive_mse",
-                                 "snaive_mae", "linear_mse", "linear_mae")}
-
-    def record(dataset, horizon, cell, seed):
-        return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
-                "test": metrics, "validation": metrics, "best_step": 10, "step": 40,
-                "status": "early_stopped", "steps_per_epoch": 10, "patience": 3,
-                "train_seconds": 60.0}
+    record = ltsf_record
 
     def train_while_another_sweep_saves(root, dataset, horizon, cell, seed, quick, patience):
         other = json.loads(json_path.read_text()) if json_path.exists() else {}
