@@ -154,7 +154,7 @@ def main(argv=None) -> None:
                for r in runs.load_results(json_path, [])}
     failed: list[str] = []
 
-    def save(records: dict) -> str:
+    def save() -> str:
         rows = list(records.values())
         return runs.save_results(rows, json_path, table(rows), a.quick)
 
@@ -162,8 +162,8 @@ def main(argv=None) -> None:
     for job, record in runs.each_result(jobs, train_one, a.jobs, lambda *j: "-".join(j),
                                         failed):
         records[job] = record
-        save(records)  # after every run: a killed search keeps its rows
-    print(save(records))
+        save()  # after every run: a killed search keeps its rows
+    print(save())
     runs.exit_if_failed(failed)
 
 

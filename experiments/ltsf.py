@@ -133,15 +133,10 @@ def table(results: dict) -> list[str]:
               "window; ours at the best validation MSE. Reference columns: SegRNN README "
               "(L = 96 table); baselines: ours, same windows.", "",
               "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    values: dict[tuple[str, int], dict[str, float]] = {}   # (dataset, H): {column: value}
+    values: dict[tuple[str, int], dict[str, float | None]] = {}  # (dataset, H): {column: x}
 
     for d, h in rows:
-        values[d, h] = {}
-
-        def add(col, x, cell=values[d, h]):
-            if x is not None:
-                cell[col] = x
-
+        vals = values[d, h] = {}     # None (or no key): the column has no value here
         row = [NAMES[d], str(h)]
         runs_any = []
         for c in cells:
@@ -150,25 +145,26 @@ def table(results: dict) -> list[str]:
             mse, mae = [r["test"]["mse"] for r in rs], [r["test"]["mae"] for r in rs]
             row += [fmt(mse), fmt(mae)]
             if rs:
-                add(f"{c} MSE", mean_sd(mse)[0])
-                add(f"{c} MAE", mean_sd(mae)[0])
+                vals[f"{c} MSE"] = mean_sd(mse)[0]
+                vals[f"{c} MAE"] = mean_sd(mae)[0]
         seg = reference("SegRNN", d, h)
         row.append("–" if seg is None else
                    f"{seg:.3f} ({SEGRNN_MAE[d][HORIZONS.index(h)]:.3f})")
-        add("SegRNN MSE (MAE)", seg)
+        vals["SegRNN MSE (MAE)"] = seg
         for model in MODELS[1:]:
             ref = reference(model, d, h)
             row.append("–" if ref is None else f"{ref:.3f}")
-            add(model, ref)
+            vals[model] = ref
         for name, label in BASELINES:
             x = runs_any[0]["test"].get(f"{name}_mse") if runs_any else None
             row.append("–" if x is None else f"{x:.3f}")
-            add(f"{label} MSE", x)
+            vals[f"{label} MSE"] = x
         lines.append("| " + " | ".join(row) + " |")
+
     def average(label: str, over: list[tuple[str, int]]) -> str:
         row = [label, f"{len(over)} cell" + "s" * (len(over) != 1)]
         for col in head[2:]:
-            xs = [values[k][col] for k in over if col in values[k]]
+            xs = [values[k][col] for k in over if values[k].get(col) is not None]
             row.append(f"{sum(xs) / len(xs):.3f}" if len(xs) == len(over) else "–")
         return "| " + " | ".join(row) + " |"
 
@@ -248,23 +244,21 @@ def main(argv=None) -> None:
     print(f"LTSF table: {len(jobs)} runs, {a.jobs} at a time → {a.root}", flush=True)
     finished: dict = {}   # this invocation's runs
 
-    def save() -> str:
-        # Read the file again before each write: another invocation (other datasets or cells
-        # at the same time) may have added its runs since this one started.
-        results.clear()
-        results.update(runs.load_results(json_path, {}))
-        results.update(finished)
-        return runs.save_results(results, json_path, table(results), a.quick,
-                                 "a few steps per model at width 32")
+    def save() -> tuple[dict, str]:
+        """All runs in ``ltsf.json`` with this invocation's added, and their table. The file
+        is read again before each write: another invocation (other datasets or cells at the
+        same time) may have added its runs since this one started."""
+        results = {**runs.load_results(json_path, {}), **finished}
+        return results, runs.save_results(results, json_path, table(results), a.quick,
+                                          "a few steps per model at width 32")
 
-    results: dict = {}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick, patience=a.patience)
     for job, result in runs.each_result(jobs, train_one, a.jobs,
                                         functools.partial(run_dir, a.root), failed):
         finished[key(*job)] = result
         save()
-    text = save()
+    results, text = save()
     if results:
         plot(results, os.path.join(a.out, f"ltsf{suffix}.png"))
     print(text)
