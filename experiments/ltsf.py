@@ -246,11 +246,10 @@ def main(argv=None) -> None:
 
     def save() -> tuple[dict, str]:
         """All runs in ``ltsf.json`` with this invocation's added, and their table. The file
-        is read again before each write: another invocation (other datasets or cells at the
-        same time) may have added its runs since this one started."""
-        results = {**runs.load_results(json_path, {}), **finished}
-        return results, runs.save_results(results, json_path, table(results), a.quick,
-                                          "a few steps per model at width 32")
+        is read again (under a lock) before each write: another invocation (other datasets or
+        cells at the same time) may have added its runs since this one started."""
+        return runs.merge_results(finished, json_path, table, a.quick,
+                                  "a few steps per model at width 32")
 
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick, patience=a.patience)

@@ -4,6 +4,8 @@ that survives a failed one, its wall time, and the parameter count of a config's
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -123,6 +125,30 @@ def load_results(json_path: str, empty):
         return empty
     with open(json_path) as f:
         return json.load(f)
+
+
+@contextlib.contextmanager
+def results_folder_locked(json_path: str):
+    """Hold an exclusive lock on the folder of ``json_path`` (``flock`` on the folder itself,
+    so no lock file is left behind). Sweeps started at the same time into one results file,
+    in other processes or threads, take turns reading, merging and writing it."""
+    fd = os.open(os.path.dirname(os.path.abspath(json_path)), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)   # closing the last descriptor releases the lock
+
+
+def merge_results(new: dict, json_path: str, lines_of, quick: bool,
+                  quick_runs: str = "a few steps per model") -> tuple[dict, str]:
+    """Add the runs ``new`` (key → record) to those ``json_path`` holds and write both files
+    (:func:`save_results`, the table ``lines_of(results)``) under the folder's lock: a read
+    then a write by one sweep can otherwise interleave with another sweep's and drop the runs
+    it saved in between. Returns the merged results and the Markdown."""
+    with results_folder_locked(json_path):
+        results = {**load_results(json_path, {}), **new}
+        return results, save_results(results, json_path, lines_of(results), quick, quick_runs)
 
 
 def save_results(results, json_path: str, lines: list[str], quick: bool,

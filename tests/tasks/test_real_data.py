@@ -200,9 +200,10 @@ def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_pat
     record = ltsf_record
 
     def train_while_another_sweep_saves(root, dataset, horizon, cell, seed, quick, patience):
-        other = json.loads(json_path.read_text()) if json_path.exists() else {}
-        other[f"etth2,{horizon},gru,0"] = record("etth2", horizon, "gru", 0)
-        json_path.write_text(json.dumps(other))
+        # Another invocation's save, as ltsf.main does it (the runs module is the one the
+        # imported script uses). The pool runs this while the main thread saves the last run.
+        ltsf.runs.merge_results({f"etth2,{horizon},gru,0": record("etth2", horizon, "gru", 0)},
+                                str(json_path), ltsf.table, False)
         return record(dataset, horizon, cell, seed)
 
     monkeypatch.setattr(ltsf, "train", train_while_another_sweep_saves)
@@ -214,6 +215,39 @@ def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_pat
     table = (tmp_path / "out" / "ltsf.md").read_text()
     assert sum(line.startswith(("| ETTh1 |", "| ETTh2 |")) for line in table.splitlines()) == 4
     assert not (tmp_path / "out" / "ltsf.json.part").exists()
+
+
+def test_results_merged_by_threads_at_once_keep_every_run(tmp_path, monkeypatch):
+    """Eight writers, each adding its runs one at a time to one results file, lose none:
+    without the folder lock, a read slowed down here lets another writer's save land between
+    this one's read and write, and one of the two runs is dropped."""
+    import json
+    import threading
+    import time
+
+    runs = experiment_module("runs")
+    json_path = str(tmp_path / "results.json")
+    load = runs.load_results
+
+    def slow_load(path, empty):
+        results = load(path, empty)
+        time.sleep(0.002)
+        return results
+
+    monkeypatch.setattr(runs, "load_results", slow_load)
+
+    def writer(w):
+        for i in range(10):
+            runs.merge_results({f"{w},{i}": i}, json_path, lambda r: [f"{len(r)} runs"], False)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with open(json_path) as f:
+        assert len(json.load(f)) == 80
+    assert (tmp_path / "results.md").read_text().strip() == "80 runs"
 
 
 def test_ltsf_experiment_reports_a_failed_run_and_goes_on(data_dir, tmp_path):
