@@ -96,7 +96,14 @@ def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bo
             "test": best["test"], "validation": best["validation"],
             "best_step": s["best"]["step"], "step": s["step"], "status": s["status"],
             "steps_per_epoch": run_eval["every_steps"], "patience": run_eval["patience"],
-            "train_seconds": s["train_seconds"]}
+            "train_seconds": s["train_seconds"], "device_kind": s.get("device_kind", "cpu")}
+
+
+def on_accelerator(record: dict) -> str:
+    """`` (on NVIDIA H200)`` for a run trained on an accelerator, else ``""`` (the CPU times
+    are the 2-core machine's, docs/forecasting.md)."""
+    kind = record.get("device_kind", "cpu")
+    return "" if kind == "cpu" else f" (on {kind})"
 
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -187,7 +194,8 @@ def table(results: dict) -> list[str]:
         lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {r['cell']} seed {r['seed']} |"
                      f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
                      f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
-                     f"{r['test']['mae']:.3f} | {r['train_seconds'] / 60:.1f} min |")
+                     f"{r['test']['mae']:.3f} | {r['train_seconds'] / 60:.1f} min"
+                     f"{on_accelerator(r)} |")
     return lines
 
 

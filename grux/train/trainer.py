@@ -513,6 +513,9 @@ class _Trainer:
                    "train": train_metrics, "final": last and last["results"],
                    "best": best, "seconds": seconds, "workdir": self.workdir,
                    "devices": int(self.mesh.devices.size),
+                   # what the run ran on ("cpu", "NVIDIA H200", "TPU v5 lite"), so tables
+                   # can say which machine a training time was measured on
+                   "device_kind": self.mesh.devices.flat[0].device_kind,
                    "processes": jax.process_count()}
         if self.is_main and status != "preempted":
             with open(os.path.join(self.workdir, "summary.json"), "w") as f:

@@ -189,6 +189,20 @@ def test_ltsf_table_compares_the_cells_where_every_cell_ran():
     assert not any(line.startswith("| **average where") for line in ltsf.table(gru_only))
 
 
+def test_ltsf_run_table_names_the_accelerator_a_run_trained_on():
+    """Training times from a GPU and from the 2-core CPU sit in one table: a run's row says
+    which accelerator it used; CPU runs (and records older than the field) say nothing."""
+    ltsf = experiment_module("ltsf")
+    gpu = {**ltsf_record("weather", 336, "gru", 0), "device_kind": "NVIDIA H200"}
+    results = {"a": ltsf_record("weather", 96, "gru", 0), "b": gpu,
+               "c": {**ltsf_record("weather", 720, "gru", 0), "device_kind": "cpu"}}
+    rows = {line.split(" | ")[0]: line for line in ltsf.table(results)
+            if line.startswith("| Weather H=")}
+    assert rows["| Weather H=336 gru seed 0"].endswith("| 1.0 min (on NVIDIA H200) |")
+    assert rows["| Weather H=96 gru seed 0"].endswith("| 1.0 min |")
+    assert rows["| Weather H=720 gru seed 0"].endswith("| 1.0 min |")
+
+
 def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_path,
                                                                         monkeypatch):
     """Two invocations writing the same ``ltsf.json`` (say ETTh1 on one core, ETTh2 on the

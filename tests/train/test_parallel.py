@@ -21,7 +21,7 @@ def test_one_vs_eight_devices_same_training(tmp_path):
     run(tmp_path / "one", *DP, devices=1)
     run(tmp_path / "eight", *DP, devices=8)
     summary = json.loads((tmp_path / "eight" / "summary.json").read_text())
-    assert summary["devices"] == 8
+    assert summary["devices"] == 8 and summary["device_kind"] == "cpu"
     one, eight = _curve(tmp_path / "one"), _curve(tmp_path / "eight")
     assert len(one) == 12 and one[-1] < one[0]
     np.testing.assert_allclose(eight, one, rtol=1e-5)
