@@ -60,11 +60,18 @@ jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run t
     ettm2  96: 0.173 / 0.257 (17.2 min)   192: 0.238 / 0.300 (34.5 min, partly paused)
           336: 0.297 / 0.340 (12.1 min)   720: 0.398 / 0.419 (17.6 min)
 
-    weather 96: 0.163 / 0.227 (179.7 min over two sessions, partly on one core; SegRNN 0.165)
+    weather 96: 0.163 / 0.227 (179.7 min over two sessions, partly on one core)
+          192: 0.209 / 0.272 (about 3 h alone; 375 min in its record with 2 h paused)
+          336: 0.268 / 0.316 (2.1 min on one NVIDIA H200; about 3.3 h on the CPU)
+          720: 0.357 / 0.375 (1.6 min on the H200; about 3.1 h on the CPU)
 
-(ETTh2, ETTm1, ETTm2 and weather with ``--patience 3``, see docs/forecasting.md). Weather
-192 / 336 / 720: not yet measured. A training step at H = 96 on the idle CPU: etth1 0.39 s,
-ettm1 0.18 s, weather 0.26-0.5 s (two machines); etth1 at H = 720, 1.18 s.
+    average over the 20 cells: 0.343 / 0.374 (SegRNN 0.340 / 0.372, iTransformer 0.358,
+    PatchTST 0.356, DLinear 0.407)
+
+(ETTh2, ETTm1, ETTm2 and weather with ``--patience 3``, see docs/forecasting.md; weather 336
+and 720 with ``--horizons 336,720 --jobs 2`` on the GPU, 2026-11-28). A training step on the
+idle CPU: etth1 0.39 s, ettm1 0.18 s, weather 0.26-0.5 s (two machines) at H = 96; etth1
+1.18 s at H = 720; weather 0.61 / 0.78 / 1.23 s at H = 192 / 336 / 720.
 """
 from grux.train.config import base_config
 
