@@ -6,11 +6,13 @@ published numbers and our naive, seasonal-naive and linear baselines.
     python experiments/ltsf.py --quick                  # smoke test: a few steps per run
     python experiments/ltsf.py --datasets etth1,weather --horizons 96,720 --cells gru,lstm \\
         --seeds 0,1,2
+    python experiments/ltsf.py --datasets etth1 --init torch --out experiments/results/ltsf_torch_init
 
 Every (dataset, horizon, cell, seed) is one ordinary training run of
-``configs/ltsf.py:<dataset>,<horizon>`` (``--config.model.cell=<cell> --config.seed=<seed>``)
-in its own workdir ``<root>/<dataset>-<horizon>-<cell>-s<seed>``, so an interrupted sweep
-resumes where it stopped and finished runs are reused. Numbers are the test MSE / MAE at the
+``configs/ltsf.py:<dataset>,<horizon>`` (``--config.model.cell=<cell> --config.seed=<seed>``,
+and ``--config.model.init=torch`` with ``--init torch``: PyTorch's default initialisation, as
+SegRNN's code gets) in its own workdir ``<root>/<dataset>-<horizon>-<cell>-s<seed>[-torch]``,
+so an interrupted sweep resumes where it stopped and finished runs are reused. Numbers are the test MSE / MAE at the
 best validation MSE (early stopping), on the train-standardised scale, over every test
 window; with several seeds, their mean ± standard deviation. The baselines are scored by the
 same evaluation on the same windows. Outputs in ``--out``: ``ltsf.md`` (the table, with the
@@ -38,6 +40,7 @@ CONFIG = os.path.join(ROOT, "configs", "ltsf.py")
 DATASETS = ("etth1", "etth2", "ettm1", "ettm2", "weather")
 HORIZONS = (96, 192, 336, 720)
 CELLS = ("gru", "lstm", "mingru", "tanh")
+INITS = ("flax", "torch")      # config.model.init; flax is configs/ltsf.py's
 NAMES = {"etth1": "ETTh1", "etth2": "ETTh2", "ettm1": "ETTm1", "ettm2": "ETTm2",
          "weather": "Weather"}
 MODELS = ("SegRNN", "iTransformer", "PatchTST", "DLinear")
@@ -68,20 +71,25 @@ def reference(model: str, dataset: str, horizon: int) -> float | None:
     return REFERENCE[dataset][model][HORIZONS.index(horizon)]
 
 
-def key(dataset: str, horizon: int, cell: str, seed: int) -> str:
-    return f"{dataset},{horizon},{cell},{seed}"
+def key(dataset: str, horizon: int, cell: str, seed: int, init: str = "flax") -> str:
+    return f"{dataset},{horizon},{cell},{seed}" + ("" if init == "flax" else f",{init}")
 
 
-def run_dir(root: str, dataset: str, horizon: int, cell: str, seed: int) -> str:
-    return os.path.join(root, f"{dataset}-{horizon}-{cell}-s{seed}")
+def run_dir(root: str, dataset: str, horizon: int, cell: str, seed: int,
+            init: str = "flax") -> str:
+    return os.path.join(root, f"{dataset}-{horizon}-{cell}-s{seed}"
+                        + ("" if init == "flax" else f"-{init}"))
 
 
-def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bool,
-          patience: int | None = None) -> dict:
+def train(root: str, dataset: str, horizon: int, cell: str, seed: int, init: str = "flax",
+          quick: bool = False, patience: int | None = None) -> dict:
     """One training run (resumes if its workdir has checkpoints); returns its numbers.
-    ``patience``: early-stopping patience in epochs instead of the config's (SegRNN's 10)."""
-    workdir = run_dir(root, dataset, horizon, cell, seed)
+    ``patience``: early-stopping patience in epochs instead of the config's (SegRNN's 10);
+    ``init``: ``config.model.init``."""
+    workdir = run_dir(root, dataset, horizon, cell, seed, init)
     overrides = [f"--config.model.cell={cell}", f"--config.seed={seed}"]
+    if init != "flax":
+        overrides.append(f"--config.model.init={init}")
     if patience is not None:
         overrides.append(f"--config.eval.patience={patience}")
     s = runs.train(f"{CONFIG}:{dataset},{horizon}", workdir,
@@ -92,7 +100,7 @@ def train(root: str, dataset: str, horizon: int, cell: str, seed: int, quick: bo
     print(f"  {dataset:>7} H={horizon:<3} {cell:>6} seed {seed}: test MSE "
           f"{best['test']['mse']:.3f} MAE {best['test']['mae']:.3f} at step "
           f"{s['best']['step']} ({s['train_seconds'] / 60:.1f} min)", flush=True)
-    return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed,
+    return {"dataset": dataset, "horizon": horizon, "cell": cell, "seed": seed, "init": init,
             "test": best["test"], "validation": best["validation"],
             "best_step": s["best"]["step"], "step": s["step"], "status": s["status"],
             "steps_per_epoch": run_eval["every_steps"], "patience": run_eval["patience"],
@@ -119,13 +127,22 @@ def fmt(xs: list[float]) -> str:
     return f"{m:.3f}" + (f" ± {sd:.3f}" if len(xs) > 1 else "")
 
 
+def column(r: dict) -> str:
+    """A run's model column: its cell, and its initialisation unless it is the config's."""
+    init = r.get("init", "flax")                      # absent in older results: flax
+    return r["cell"] + ("" if init == "flax" else f" ({init} init)")
+
+
 def grouped(results: dict) -> tuple[list[tuple[str, int]], list[str], dict]:
-    """``(table cells (dataset, horizon) in order, cells run, {(d, h, cell): [runs]})``."""
+    """``(table cells (dataset, horizon) in order, model columns run, {(d, h, column):
+    [runs]})``; the seeds of one column are averaged, different inits are not mixed."""
     by = {}
     for r in results.values():
-        by.setdefault((r["dataset"], r["horizon"], r["cell"]), []).append(r)
+        by.setdefault((r["dataset"], r["horizon"], column(r)), []).append(r)
     rows = sorted({(d, h) for d, h, _ in by}, key=lambda x: (DATASETS.index(x[0]), x[1]))
-    cells = [c for c in CELLS if any(c == k[2] for k in by)]
+    order = {f"{c}{i}": n for n, (c, i) in enumerate(
+        (c, "" if i == "flax" else f" ({i} init)") for c in CELLS for i in INITS)}
+    cells = sorted({k[2] for k in by}, key=order.__getitem__)
     return rows, cells, by
 
 
@@ -191,7 +208,7 @@ def table(results: dict) -> list[str]:
         r = results[k]
         spe = r["steps_per_epoch"]
         ended = runs.ended_by(r["status"], r.get("patience", 10))
-        lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {r['cell']} seed {r['seed']} |"
+        lines.append(f"| {NAMES[r['dataset']]} H={r['horizon']} {column(r)} seed {r['seed']} |"
                      f" {r['best_step'] / spe:.0f} | {r['step'] / spe:.0f} | {ended} | "
                      f"{r['validation']['mse']:.3f} | {r['test']['mse']:.3f} | "
                      f"{r['test']['mae']:.3f} | {r['train_seconds'] / 60:.1f} min"
@@ -234,6 +251,9 @@ def main(argv=None) -> None:
     p.add_argument("--cells", default="gru", help=f"recurrent cells, from {CELLS}")
     p.add_argument("--seeds", default="0")
     runs.add_sweep_arguments(p, "ltsf", jobs=1)
+    p.add_argument("--init", default="flax", choices=INITS,
+                   help="config.model.init: flax (the config's) or torch (PyTorch's default "
+                        "initialisation, as in SegRNN's code)")
     p.add_argument("--patience", type=int, default=None,
                    help="early-stopping patience in epochs (default: the config's, SegRNN's "
                         "10); the run table shows each run's")
@@ -248,7 +268,8 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"ltsf{suffix}.json")
-    jobs = [(d, h, c, s) for d in datasets for h in horizons for c in cells for s in seeds]
+    jobs = [(d, h, c, s, a.init) for d in datasets for h in horizons for c in cells
+            for s in seeds]
     print(f"LTSF table: {len(jobs)} runs, {a.jobs} at a time → {a.root}", flush=True)
     finished: dict = {}   # this invocation's runs
 

@@ -2,6 +2,7 @@
 every task with a recurrent model shares."""
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
@@ -9,6 +10,17 @@ from flax import nnx
 from grux.nn import Recurrent
 from grux.nn.recurrent import LAYERS, MinGRULayer
 from grux.ops.gru import BACKWARDS, FORMULATIONS
+
+def uniform_init(module: nnx.Module, key, scale: float) -> None:
+    """Redraw every parameter of ``module`` from ``U(−scale, scale)``, in place (Zaremba et
+    al.'s init; PyTorch's default for ``nn.Linear`` and ``nn.GRU/LSTM/RNN`` with
+    ``scale = 1/√fan_in``)."""
+    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    new = [jax.random.uniform(k, x.shape, x.dtype, -scale, scale) for x, k in zip(leaves, keys)]
+    nnx.update(module, jax.tree.unflatten(treedef, new))
+
 
 CELLS = tuple(LAYERS)  # gru, lstm, tanh, mingru
 DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}  # compute dtype; parameters stay f32

@@ -35,7 +35,8 @@ from flax import nnx
 from grux.data.paths import data_dirs
 from grux.data.stream import BatchStream
 from grux.data.synthetic import synthetic_text
-from grux.tasks.common import build_recurrent, recurrent_model_config, validate_recurrent_model
+from grux.tasks.common import (build_recurrent, recurrent_model_config, uniform_init,
+                               validate_recurrent_model)
 from grux.tasks.base import Task, register, reset_rows, swap_batch_axis, weighted
 
 LEVELS = {"ptb": "word", "ptb_char": "char", "tiny_shakespeare": "char", "synthetic": "word"}
@@ -125,15 +126,6 @@ class LanguageModel(nnx.Module):
         else:
             logits = self.head(h)
         return logits, final
-
-
-def uniform_init(model: nnx.Module, rngs: nnx.Rngs, scale: float) -> None:
-    """Zaremba et al.: every parameter ``~ U(−scale, scale)``."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(rngs.params(), len(leaves))
-    new = [jax.random.uniform(k, x.shape, x.dtype, -scale, scale) for x, k in zip(leaves, keys)]
-    nnx.update(model, jax.tree.unflatten(treedef, new))
 
 
 @register
@@ -241,7 +233,7 @@ class LanguageModelTask(Task):
     def build_model(self, rngs):
         model = LanguageModel(len(self.vocab), self.config.model, rngs)
         if self.config.model.init_scale > 0:
-            uniform_init(model, rngs, self.config.model.init_scale)
+            uniform_init(model, rngs.params(), self.config.model.init_scale)
         return model
 
     def initial_carry(self, model, batch_size):

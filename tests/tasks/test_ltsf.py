@@ -193,6 +193,30 @@ def test_recurrent_decoding_feeds_back_each_predicted_segment(rng, input_):
     np.testing.assert_allclose(np.asarray(model(x)[0]), to_output(segments, x, 24), atol=2e-5)
 
 
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_torch_init_draws_pytorch_default_ranges(cell):
+    """``model.init = "torch"``: every embedding / head parameter in U(±1/√fan_in) and every
+    stack parameter in U(±1/√d), spread over that range (a uniform's std is bound/√3), biases
+    included; the grux default (LeCun normal, orthogonal, zero biases) is not."""
+    d, w = 256, 24
+    torch_init = SegRNNForecaster(model_config(cell, hidden=d, init="torch"), 3, 96, 96,
+                                  nnx.Rngs(0))
+    default = SegRNNForecaster(model_config(cell, hidden=d), 3, 96, 96, nnx.Rngs(0))
+    for module, bound in ((lambda m: m.embed, w ** -0.5), (lambda m: m.head, d ** -0.5),
+                          (lambda m: m.rnn, d ** -0.5)):
+        leaves = jax.tree.leaves(nnx.state(module(torch_init), nnx.Param))
+        assert len(leaves) >= 2                                       # weights and biases
+        for x in map(np.asarray, leaves):
+            assert np.abs(x).max() <= bound
+            assert np.abs(x).max() > 0.95 * bound
+            np.testing.assert_allclose(x.std(), bound / np.sqrt(3), rtol=0.15)
+        flax_leaves = map(np.asarray, jax.tree.leaves(nnx.state(module(default), nnx.Param)))
+        assert any(np.abs(x).max() > bound or not x.any() for x in flax_leaves)
+    for name in ("position", "channel"):                              # N(0, 1) in both
+        np.testing.assert_allclose(np.asarray(getattr(torch_init, name)[...]).std(), 1.0,
+                                   rtol=0.15)
+
+
 def test_channel_independence_with_permuted_channel_embeddings(rng):
     model = SegRNNForecaster(model_config(revin_affine=True), 4, 96, 48, nnx.Rngs(3))
     model.gamma[...] = jnp.asarray(rng.uniform(0.5, 2, 4), jnp.float32)
@@ -242,6 +266,7 @@ def test_revin_makes_forecasts_shift_and_scale_equivariant(rng):
     ("model.likelihood", "gaussian", "config.model.likelihood"),
     ("model.instance_norm", True, "config.model.instance_norm"),
     ("model.output_dropout", 1.0, "config.model.output_dropout"),
+    ("model.init", "pytorch", "config.model.init"),
     ("task.loss", "l1", "config.task.loss"),
     ("task.sampling", "epoch", "config.task.sampling"),
 ])

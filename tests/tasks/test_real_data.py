@@ -146,18 +146,22 @@ def test_ltsf_experiment_quick_mode_writes_table_json_and_plot(data_dir, tmp_pat
 
     out = run_experiment("ltsf.py", ["--quick", "--datasets", "etth1", "--horizons", "96",
                                      "--root", str(tmp_path / "runs"), "--out",
-                                     str(tmp_path / "out"), "--patience", "2"],
+                                     str(tmp_path / "out"), "--patience", "2",
+                                     "--init", "torch"],
                          data_dir, tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     table = (tmp_path / "out" / "ltsf_quick.md").read_text()
     assert "QUICK MODE" in table
     row = next(line for line in table.splitlines() if line.startswith("| ETTh1 | 96 |"))
     assert "| 0.368 (0.395) | 0.386 | 0.414 | 0.386 |" in row     # SegRNN README, L = 96
-    run = json.loads((tmp_path / "out" / "ltsf_quick.json").read_text())["etth1,96,gru,0"]
+    run = json.loads((tmp_path / "out" / "ltsf_quick.json").read_text())["etth1,96,gru,0,torch"]
     assert {"mse", "mae", "naive_mse", "snaive_mse", "linear_mse"} <= set(run["test"])
     assert f"| {run['test']['linear_mse']:.3f} |" in row
     assert run["patience"] == 2                    # --patience reaches the run's config
-    assert (tmp_path / "runs" / "etth1-96-gru-s0" / "summary.json").is_file()
+    workdir = tmp_path / "runs" / "etth1-96-gru-s0-torch"      # --init reaches the config
+    assert (workdir / "summary.json").is_file()
+    assert json.loads((workdir / "config.json").read_text())["model"]["init"] == "torch"
+    assert "| ETTh1 H=96 gru (torch init) seed 0 |" in table
     assert (tmp_path / "out" / "ltsf_quick.png").stat().st_size > 1000
 
 
@@ -189,6 +193,17 @@ def test_ltsf_table_compares_the_cells_where_every_cell_ran():
     assert not any(line.startswith("| **average where") for line in ltsf.table(gru_only))
 
 
+def test_ltsf_table_keeps_initialisations_apart():
+    """Runs with ``--init torch`` get their own column; they are not averaged as seeds."""
+    ltsf = experiment_module("ltsf")
+    results = {"a": ltsf_record("etth1", 96, "gru", 0, 0.4),
+               "b": {**ltsf_record("etth1", 96, "gru", 0, 0.6), "init": "torch"}}
+    lines = ltsf.table(results)
+    assert "| gru MSE | gru MAE | gru (torch init) MSE |" in lines[2]
+    row = next(line for line in lines if line.startswith("| ETTh1 | 96 |")).split(" | ")
+    assert row[2:4] == ["0.400", "0.400"] and row[4:6] == ["0.600", "0.600"]
+
+
 def test_ltsf_run_table_names_the_accelerator_a_run_trained_on():
     """Training times from a GPU and from the 2-core CPU sit in one table: a run's row says
     which accelerator it used; CPU runs (and records older than the field) say nothing."""
@@ -213,7 +228,8 @@ def test_ltsf_sweeps_at_once_into_one_results_file_keep_each_others_runs(tmp_pat
     json_path = tmp_path / "out" / "ltsf.json"
     record = ltsf_record
 
-    def train_while_another_sweep_saves(root, dataset, horizon, cell, seed, quick, patience):
+    def train_while_another_sweep_saves(root, dataset, horizon, cell, seed, init, quick,
+                                        patience):
         # Another invocation's save, as ltsf.main does it (the runs module is the one the
         # imported script uses). The pool runs this while the main thread saves the last run.
         ltsf.runs.merge_results({f"etth2,{horizon},gru,0": record("etth2", horizon, "gru", 0)},

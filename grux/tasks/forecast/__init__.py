@@ -61,7 +61,7 @@ from grux.tasks.forecast.baselines import (linear_forecast, naive_forecast,
                                            seasonal_naive_forecast)
 from grux.data.m4 import HOURLY_HORIZON as M4_HORIZON
 from grux.tasks.forecast.data import AIRLINE_BORDERS, SAMPLINGS, DatedSeries, M4Hourly
-from grux.tasks.forecast.segrnn import INPUTS, OUTPUTS, SegRNNForecaster
+from grux.tasks.forecast.segrnn import INITS, INPUTS, OUTPUTS, SegRNNForecaster
 
 ETT = ("etth1", "etth2", "ettm1", "ettm2")
 DATASETS = ETT + ("weather", "m4_hourly", "airline_passengers")
@@ -197,6 +197,8 @@ class ForecastTask(Task):
                 revin_affine=False,        # learned per-channel gamma, beta
                 channel_embedding=True,    # decoder input [position (d - d//2), channel (d//2)]
                 output_dropout=0.0,        # dropout before the output projection
+                init="flax",               # flax (grux defaults) | torch (PyTorch's
+                                           # nn.Linear / nn.GRU defaults, as SegRNN's)
             ),
         })
 
@@ -243,7 +245,8 @@ class ForecastTask(Task):
     @staticmethod
     def _validate_segrnn(config):
         m, t = config.model, config.task
-        for field, allowed in (("input", INPUTS), ("output", OUTPUTS), ("revin", CENTERS)):
+        for field, allowed in (("input", INPUTS), ("output", OUTPUTS), ("revin", CENTERS),
+                               ("init", INITS)):
             if m[field] not in allowed:
                 raise ValueError(f"config.model.{field} must be one of {allowed}, got "
                                  f"{m[field]!r}")

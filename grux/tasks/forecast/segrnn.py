@@ -25,6 +25,14 @@ For a look-back ``x (B, L, C)`` and horizon ``H``, with segment length ``w`` and
 5. The ``M`` segments are concatenated to ``H`` values per series, unfolded to
    ``(B, H, C)`` and de-normalised.
 
+Initialisation (``model.init``): ``"flax"`` keeps the grux defaults (LeCun-normal input
+kernels, orthogonal recurrent kernels, zero biases); ``"torch"`` draws every weight and bias
+as PyTorch's defaults do for SegRNN's ``nn.Linear`` and ``nn.GRU/LSTM/RNN`` layers,
+``U(−1/√fan_in, 1/√fan_in)`` for the embedding and head, ``U(−1/√d, 1/√d)`` for every
+recurrent-stack parameter (so no LSTM forget-gate bias); the position and channel embeddings
+are ``N(0, 1)`` in both (``torch.randn`` in SegRNN). With ``"flax"`` the weights' standard
+deviation is √3 times PyTorch's.
+
 The first layer's input projection of the ``[p_m, e_c]`` queries is computed once for the
 ``C·M`` distinct queries and broadcast over the batch, and the recurrent matmul of the
 encoder state once per series and broadcast over the ``M`` segments: the decoder's cost is
@@ -39,10 +47,11 @@ from flax import nnx
 
 from grux.ops.series import (decoder_queries, fold_channels, revin_denorm, revin_norm,
                              revin_stats, segment, unfold_channels, unsegment)
-from grux.tasks.common import build_recurrent
+from grux.tasks.common import build_recurrent, uniform_init
 
 INPUTS = ("segment", "point")
 OUTPUTS = ("parallel", "recurrent")
+INITS = ("flax", "torch")
 
 
 def _fold(key, *data):
@@ -82,6 +91,10 @@ class SegRNNForecaster(nnx.Module):
         self.head = nnx.Linear(d, w, rngs=rngs)
         self.gamma = nnx.Param(jnp.ones((channels,))) if m.revin_affine else None
         self.beta = nnx.Param(jnp.zeros((channels,))) if m.revin_affine else None
+        if m.get("init", "flax") == "torch":                  # init: absent in older runs
+            uniform_init(self.embed, rngs.params(), self.in_w ** -0.5)   # nn.Linear
+            uniform_init(self.head, rngs.params(), d ** -0.5)
+            uniform_init(self.rnn, rngs.params(), d ** -0.5)             # nn.GRU etc.
 
     # ------------------------------------------------------------------ pieces
     def _affine(self):
