@@ -71,6 +71,10 @@ jobs, 2026-11-27; test MSE / MAE at the best validation epoch; details and run t
     etth1 over seeds 0/1/2 (patience 3 for 1 and 2, 3-5 min each on the CPU): mean
     0.366 / 0.415 / 0.454 / 0.457 (sd 0.004 ... 0.011; experiments/results/ltsf_etth1_seeds)
 
+    checked and not adopted (docs/forecasting.md): learning rates 5e-4 / 2e-4 on etth1;
+    PyTorch's initialisation (``--config.model.init=torch``, SegRNN's code gets it), on
+    etth1 + etth2 0.403 against 0.401 (experiments/results/ltsf_torch_init)
+
 (ETTh2, ETTm1, ETTm2 and weather with ``--patience 3``, see docs/forecasting.md; weather 336
 and 720 with ``--horizons 336,720 --jobs 2`` on the GPU, 2026-11-28). A training step on the
 idle CPU: etth1 0.39 s, ettm1 0.18 s, weather 0.26-0.5 s (two machines) at H = 96; etth1
