@@ -140,9 +140,9 @@ def grouped(results: dict) -> tuple[list[tuple[str, int]], list[str], dict]:
     for r in results.values():
         by.setdefault((r["dataset"], r["horizon"], column(r)), []).append(r)
     rows = sorted({(d, h) for d, h, _ in by}, key=lambda x: (DATASETS.index(x[0]), x[1]))
-    order = {f"{c}{i}": n for n, (c, i) in enumerate(
-        (c, "" if i == "flax" else f" ({i} init)") for c in CELLS for i in INITS)}
-    cells = sorted({k[2] for k in by}, key=order.__getitem__)
+    rank = {column(r): (CELLS.index(r["cell"]), INITS.index(r.get("init", "flax")))
+            for r in results.values()}
+    cells = sorted(rank, key=rank.__getitem__)
     return rows, cells, by
 
 

@@ -11,6 +11,7 @@ from grux.nn import Recurrent
 from grux.nn.recurrent import LAYERS, MinGRULayer
 from grux.ops.gru import BACKWARDS, FORMULATIONS
 
+
 def uniform_init(module: nnx.Module, key, scale: float) -> None:
     """Redraw every parameter of ``module`` from ``U(−scale, scale)``, in place (Zaremba et
     al.'s init; PyTorch's default for ``nn.Linear`` and ``nn.GRU/LSTM/RNN`` with
