@@ -55,20 +55,25 @@ def batch_for(dataset: str, batch: int | None) -> int:
 
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
-            dropout: float, weight_decay: float, batch: int | None) -> str:
+            dropout: float, weight_decay: float, batch: int | None,
+            weight_dropout: float = 0.0) -> str:
+    # no suffix without weight dropout, so the workdirs of earlier searches are reused
+    drop_connect = f"-wdr{weight_dropout:g}" if weight_dropout else ""
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
-                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}")
+                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{drop_connect}")
 
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
-          weight_decay: float, batch: int | None, quick: bool) -> dict:
+          weight_decay: float, batch: int | None, weight_dropout: float, quick: bool) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
-    workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch)
+    workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
+                      weight_dropout)
     overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
+                 f"--config.model.weight_dropout={weight_dropout}",
                  f"--config.optimizer.weight_decay={weight_decay}"]
     s = runs.train(f"{CONFIG}:{dataset},{cell},{batch}", workdir,
                    overrides + (QUICK if quick else []), quick)
@@ -77,7 +82,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     per_epoch, o = config["eval"]["every_steps"], config["optimizer"]
     best = s["best"]["results"]
     rec = {"dataset": dataset, "cell": cell, "size": size, "input_dropout": input_dropout,
-           "dropout": dropout, "weight_decay": weight_decay, "batch": batch,
+           "dropout": dropout, "weight_dropout": weight_dropout,
+           "weight_decay": weight_decay, "batch": batch,
            "schedule": schedule_text(o, per_epoch),
            "parameters": runs.parameter_count(workdir), "best_step": s["best"]["step"],
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
@@ -85,7 +91,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
            "test_after_first_frame": best["test"]["nll_after_first_frame"],
            "train_seconds": s["train_seconds"]}
     print(f"  {dataset:>12} {cell:>4} {size:>6} input dropout {input_dropout:g} dropout "
-          f"{dropout:g} weight decay {weight_decay:g} batch {batch}: validation "
+          f"{dropout:g} weight dropout {weight_dropout:g} weight decay {weight_decay:g} "
+          f"batch {batch}: validation "
           f"{rec['validation']:.3f}, test {rec['test']:.3f} ({rec['test_after_first_frame']:.3f}"
           f" without first frames; {rec['parameters']:,} parameters, "
           f"{rec['train_seconds'] / 60:.1f} min)", flush=True)
@@ -99,12 +106,15 @@ def schedule_text(o: dict, per_epoch: int) -> str:
 
 
 def record_key(r: dict) -> str:
+    # records of searches before weight dropout existed have none (0)
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
-            f"d{r['dropout']:g},wd{r['weight_decay']:g},b{r['batch']},{r['schedule']}")
+            f"d{r['dropout']:g},wdr{r.get('weight_dropout', 0.0):g},wd{r['weight_decay']:g},"
+            f"b{r['batch']},{r['schedule']}")
 
 
 def settings(r: dict) -> str:
     return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
+            f"weight dropout {r.get('weight_dropout', 0.0):g}, "
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}")
 
 
@@ -149,6 +159,8 @@ def main(argv=None) -> None:
     p.add_argument("--input_dropouts", default="0", help="dropout on the input frames")
     p.add_argument("--dropouts", default="0.3,0.5",
                    help="dropout between layers and on the top layer's outputs")
+    p.add_argument("--weight_dropouts", default="0",
+                   help="DropConnect on the recurrent weights (model.weight_dropout)")
     p.add_argument("--weight_decays", default="0,0.05", help="AdamW's decoupled weight decay")
     p.add_argument("--batch", type=int, default=None,
                    help="pieces per update (default: the config's for each dataset)")
@@ -162,7 +174,7 @@ def main(argv=None) -> None:
         if len(parts) != 2 or not all(v.isdigit() and int(v) > 0 for v in parts):
             p.error(f"--sizes item {s!r} is not <hidden>x<layers> with positive integers")
     grids = {}
-    for flag in ("input_dropouts", "dropouts", "weight_decays"):
+    for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays"):
         try:
             grids[flag] = [float(x) for x in getattr(a, flag).split(",") if x]
         except ValueError:
@@ -174,9 +186,9 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch) for d, c, s, i, r, w in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr) for d, c, s, i, r, w, wr in itertools.product(
         datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
-        grids["weight_decays"])]
+        grids["weight_decays"], grids["weight_dropouts"])]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)

@@ -16,6 +16,7 @@ Shapes at the module boundary are batch-major ``(B, T, F)`` unless ``time_major=
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -191,7 +192,9 @@ class RecurrentLayer(nnx.Module):
 
     def __call__(self, x: Array, *, lengths: Array | None = None, mask: Array | None = None,
                  initial_state: Any = None, reverse: bool = False,
-                 time_major: bool = False) -> tuple[Array, Any]:
+                 time_major: bool = False,
+                 recurrent_weights: Callable[[Array], Array] | None = None
+                 ) -> tuple[Array, Any]:
         """Run the layer over a sequence.
 
         Args:
@@ -203,6 +206,10 @@ class RecurrentLayer(nnx.Module):
           reverse: process each sequence from its last valid step to its first; outputs are
             returned in the original time order.
           time_major: layout of ``x``, ``mask`` and the outputs.
+          recurrent_weights: optional function applied to ``W_hh`` (compute dtype) before the
+            scan, so every step of every sequence of this call uses its result: DropConnect
+            on the recurrent weights (:class:`Recurrent` ``weight_dropout``). Layers without
+            recurrent weights (minGRU) reject it.
 
         Returns:
           ``(outputs (B, T, H) or (T, B, H), final_state)``.
@@ -212,7 +219,15 @@ class RecurrentLayer(nnx.Module):
         if reverse:
             seq_lengths = None if mask_tm is None else mask_tm.sum(0).astype(jnp.int32)
             x_tm = reverse_within_lengths(x_tm, seq_lengths)
-        outputs, final = self._scan(self._project(x_tm, dtype), state, mask_tm, dtype)
+        xp = self._project(x_tm, dtype)
+        if recurrent_weights is None:
+            outputs, final = self._scan(xp, state, mask_tm, dtype)
+        else:
+            if not self.has_recurrent_weights:
+                raise ValueError(f"recurrent_weights: {type(self).__name__} has no recurrent "
+                                 f"weights")
+            w_hh, b_hh = self._recurrent_params(dtype)
+            outputs, final = self._scan_with(xp, state, mask_tm, recurrent_weights(w_hh), b_hh)
         if reverse:
             outputs = reverse_within_lengths(outputs, seq_lengths)
         return (outputs if time_major else jnp.swapaxes(outputs, 0, 1)), final
@@ -422,6 +437,11 @@ class Bidirectional(nnx.Module):
         return (out if time_major else jnp.swapaxes(out, 0, 1)), (fin_f, fin_b)
 
 
+# folded into the stack's key for the recurrent-weight masks, apart from the keys that the
+# inter-layer dropout (fold_in(key, layer)) and the tasks' own dropouts derive from it
+_WEIGHT_DROP_STREAM = 0x57_44_52  # "WDR"
+
+
 class Recurrent(nnx.Module):
     """A stack of recurrent layers, like ``torch.nn.GRU``/``nn.LSTM``/``nn.RNN``.
 
@@ -433,6 +453,12 @@ class Recurrent(nnx.Module):
       dropout: dropout rate on the outputs of every layer except the last (as PyTorch).
       variational_dropout: one dropout mask per sequence, shared by all time steps (Gal &
         Ghahramani 2016, "locked" dropout) instead of a fresh mask per step and unit.
+      weight_dropout: DropConnect on the recurrent weights (Wan et al. 2013; the
+        "weight-dropped" RNN of Merity et al. 2018): in training, every entry of each
+        layer's ``W_hh`` is zeroed with this probability and the rest scaled by
+        ``1 / (1 − weight_dropout)``, one mask per layer and call, shared by all sequences
+        and time steps; like ``dropout``, off in a ``deterministic`` view. Unidirectional
+        stacks of cells with recurrent weights only.
       fuse_directions: run both directions of each bidirectional layer as one scan with a
         batched recurrent matmul (:class:`Bidirectional` ``fuse=True``; same results, same
         parameters). Default off until measured faster (docs/speed.md); ignored by
@@ -448,13 +474,21 @@ class Recurrent(nnx.Module):
     def __init__(self, cell: str, in_features: int, hidden_features: int, *,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
                  variational_dropout: bool = False, fuse_directions: bool = False,
-                 rngs: nnx.Rngs, **layer_kwargs):
+                 weight_dropout: float = 0.0, rngs: nnx.Rngs, **layer_kwargs):
         if cell not in LAYERS:
             raise ValueError(f"cell must be one of {sorted(LAYERS)}, got {cell!r}")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        if not 0.0 <= weight_dropout < 1.0:
+            raise ValueError(f"weight_dropout must be in [0, 1), got {weight_dropout}")
+        if weight_dropout > 0 and (bidirectional or not LAYERS[cell].has_recurrent_weights):
+            raise ValueError(f"weight_dropout needs a unidirectional stack of a cell with "
+                             f"recurrent weights, got cell {cell!r}, "
+                             f"bidirectional={bidirectional}")
+        self.weight_drop = (nnx.Dropout(weight_dropout, rngs=rngs) if weight_dropout > 0
+                            else None)
         self.cell = cell
         self.in_features = in_features
         self.hidden_features = hidden_features
@@ -500,6 +534,10 @@ class Recurrent(nnx.Module):
                 finals += [ff, fb]
             else:
                 s = None if per_dir is None else per_dir[l]
+                if self.weight_drop is not None:
+                    key = (jax.random.fold_in(jax.random.fold_in(rngs, _WEIGHT_DROP_STREAM), l)
+                           if isinstance(rngs, jax.Array) else rngs)
+                    kw["recurrent_weights"] = functools.partial(self.weight_drop, rngs=key)
                 h, f = self.layers[l](h, initial_state=s, **kw)
                 finals.append(f)
             if self.dropout is not None and l < self.num_layers - 1:

@@ -34,6 +34,9 @@ def recurrent_model_config(**fields) -> dict:
             "formulation": "cho",     # GRU only: cho (Cho 2014) | cudnn (PyTorch/cuDNN)
             "hidden": 64, "num_layers": 1,
             "dropout": 0.0,           # between stacked layers
+            "weight_dropout": 0.0,    # DropConnect on the recurrent weights W_hh in training,
+                                      # one mask per update (Merity et al. 2018's weight-dropped
+                                      # RNN); unidirectional gru / lstm / tanh stacks
             "backward": "custom",     # GRU only: custom (cuDNN-style VJP) | autodiff
             "remat": False,           # recompute the recurrent pre-activations in backward
             "unroll": 1,              # time steps per scan iteration
@@ -69,6 +72,12 @@ def validate_recurrent_model(m: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.model.{field} must be >= 1, got {m[field]}")
     if not 0.0 <= m.dropout < 1.0:
         raise ValueError(f"config.model.dropout must be in [0, 1), got {m.dropout}")
+    if not 0.0 <= m.weight_dropout < 1.0:
+        raise ValueError(f"config.model.weight_dropout must be in [0, 1), got "
+                         f"{m.weight_dropout}")
+    if m.weight_dropout > 0 and not LAYERS[m.cell].has_recurrent_weights:
+        raise ValueError(f"config.model.weight_dropout drops recurrent weights, which cell "
+                         f"{m.cell!r} does not have; set it to 0")
     if not isinstance(m.fuse_directions, bool):
         raise ValueError(f"config.model.fuse_directions must be True or False, got "
                          f"{m.fuse_directions!r}")
@@ -98,6 +107,7 @@ def build_recurrent(m: ml_collections.ConfigDict, in_features: int, rngs: nnx.Rn
     cell = cell or m.cell
     return Recurrent(cell, in_features, m.hidden, num_layers=m.num_layers,
                      bidirectional=bidirectional, dropout=m.dropout,
+                     weight_dropout=m.weight_dropout,
                      variational_dropout=variational_dropout,
                      fuse_directions=(bidirectional and m.fuse_directions
                                       and LAYERS[cell].has_recurrent_weights), rngs=rngs,

@@ -65,6 +65,30 @@ def pad_batch(rolls: list[np.ndarray], rows: int) -> dict[str, np.ndarray]:
     return {"inputs": inputs, "targets": targets, "mask": mask}
 
 
+def transpose_range(roll: np.ndarray, limit: int) -> tuple[int, int]:
+    """The shifts in ``[-limit, limit]`` semitones that keep every note of ``roll`` on the 88
+    keys: ``(lowest, highest)``, inclusive (``(-limit, limit)`` for a silent roll)."""
+    keys = np.flatnonzero(roll.any(axis=0))
+    if keys.size == 0:
+        return -limit, limit
+    return max(-limit, -int(keys[0])), min(limit, KEYS - 1 - int(keys[-1]))
+
+
+def transpose(roll: np.ndarray, limit: int, u: float) -> np.ndarray:
+    """``roll`` moved up by ``s`` semitones (key ``k`` → ``k + s``), ``s`` the integer that
+    ``u ∈ [0, 1)`` picks uniformly from :func:`transpose_range`. No note is lost."""
+    lo, hi = transpose_range(roll, limit)
+    s = lo + int(u * (hi - lo + 1))
+    if s == 0:
+        return roll
+    out = np.zeros_like(roll)
+    if s > 0:
+        out[:, s:] = roll[:, :-s]
+    else:
+        out[:, :s] = roll[:, -s:]
+    return out
+
+
 def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """``Σ_k BCE(σ(a_{t,k}), x_{t,k})`` for every step: ``(..., 88) → (...)``."""
     return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
@@ -116,7 +140,11 @@ class MusicTask(Task):
             "task": {"name": "music", "dataset": "jsb_chorales",
                      # > 0: train on random windows of at most this many steps of longer pieces
                      # (evaluation always scores whole pieces); 0: whole pieces
-                     "max_train_length": 0},
+                     "max_train_length": 0,
+                     # > 0: transpose every training piece by a random whole number of
+                     # semitones in [-transpose, transpose], limited per piece so that no
+                     # note leaves the 88 keys (augmentation; evaluation is never shifted)
+                     "transpose": 0},
             "model": recurrent_model_config(hidden=46, input_dropout=0.0, output_dropout=0.0,
                                             variational_dropout=False),
         })
@@ -129,6 +157,9 @@ class MusicTask(Task):
         if config.task.max_train_length < 0:
             raise ValueError("config.task.max_train_length must be >= 0, got "
                              f"{config.task.max_train_length}")
+        if config.task.transpose < 0 or config.task.transpose >= KEYS:
+            raise ValueError(f"config.task.transpose must be in [0, {KEYS}), got "
+                             f"{config.task.transpose}")
         validate_recurrent_model(config.model)
         for field in ("input_dropout", "output_dropout"):
             if not 0.0 <= config.model[field] < 1.0:
@@ -157,6 +188,7 @@ class MusicTask(Task):
         rolls, seed = self.rolls("train"), self.config.seed
         per_epoch = self.steps_per_epoch(batch_size)
         crop = self.config.task.max_train_length
+        shift = self.config.task.transpose
 
         def global_batch(i):
             epoch, j = divmod(i, per_epoch)
@@ -166,6 +198,9 @@ class MusicTask(Task):
                 starts = seeded_rng(seed, 1, i).random(len(pick))
                 pick = [r[int(u * (len(r) - crop + 1)):][:crop] if len(r) > crop else r
                         for r, u in zip(pick, starts)]
+            if shift:
+                draws = seeded_rng(seed, 2, i).random(len(pick))
+                pick = [transpose(r, shift, u) for r, u in zip(pick, draws)]
             return pad_batch(pick, batch_size)
 
         return BatchStream(global_batch, batch_size, None, process_index=process_index,

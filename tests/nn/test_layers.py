@@ -306,3 +306,51 @@ def test_step_shared_state_equals_one_step_per_input(rng, case):
         np.testing.assert_allclose(got[:, j], want, rtol=1e-5, atol=2e-6)
     with pytest.raises(ValueError, match=r"step_shared_state expects xp of shape"):
         layer.step_shared_state(layer.project(x[:, 0]), s0)
+
+
+@pytest.mark.parametrize("cell, ref_cell", [("gru", ref.gru_cudnn), ("lstm", ref.lstm),
+                                            ("tanh", ref.tanh_rnn)])
+def test_weight_dropout_is_one_dropconnect_mask_on_w_hh_per_call(rng, cell, ref_cell):
+    """DropConnect on W_hh: the entries whose gradient is exactly zero are the dropped ones
+    (about the rate of them); the outputs are the NumPy recurrence run with W_hh zeroed
+    there and the rest scaled by 1/(1 − p), the same mask for every sequence and step; a
+    deterministic view and a call without it on a fresh key differ."""
+    p, hidden = 0.5, 16
+    model = Recurrent(cell, F, hidden, weight_dropout=p, rngs=nnx.Rngs(0))
+    layer = _randomize_biases(model.layers[0])
+    x = jnp.asarray(rng.normal(size=(B, T, F)).astype(np.float32))
+    lengths = jnp.asarray(LENGTHS, jnp.int32)
+    key = jax.random.key(7)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+
+    def loss(params):
+        out, _ = nnx.merge(graphdef, params, rest)(x, lengths=lengths, rngs=key)
+        return jnp.sum(jnp.sin(out) * 3.0 + out ** 2)
+
+    g_hh = np.asarray(jax.grad(loss)(params)["layers"][0]["w_hh"][...])
+    dropped = g_hh == 0
+    assert 0.35 < dropped.mean() < 0.65
+    weights = ref.from_layer(layer)
+    w = np.asarray(layer.w_hh[...], np.float64)
+    weights["weight_hh"] = np.where(dropped, 0.0, w / (1 - p)).T
+    zeros = ((np.zeros((B, hidden)),) * 2) if cell == "lstm" else np.zeros((B, hidden))
+    want, _ = ref.run(ref_cell(weights), np.float64(x), LENGTHS, zeros)
+    got, _ = model(x, lengths=lengths, rngs=key)
+    np.testing.assert_allclose(np.asarray(got), want, atol=5e-6)
+    plain, _ = nnx.view(model, deterministic=True)(x, lengths=lengths)
+    weights["weight_hh"] = w.T
+    want_plain, _ = ref.run(ref_cell(weights), np.float64(x), LENGTHS, zeros)
+    np.testing.assert_allclose(np.asarray(plain), want_plain, atol=5e-6)
+    other, _ = model(x, lengths=lengths, rngs=jax.random.key(8))
+    assert np.abs(np.asarray(other) - np.asarray(got)).max() > 1e-3
+
+
+def test_weight_dropout_needs_recurrent_weights_and_one_direction():
+    with pytest.raises(ValueError, match="weight_dropout"):
+        Recurrent("mingru", F, H, weight_dropout=0.3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="weight_dropout"):
+        GRU(F, H, bidirectional=True, weight_dropout=0.3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="weight_dropout"):
+        GRU(F, H, weight_dropout=1.0, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="recurrent_weights"):
+        MinGRULayer(F, H, rngs=nnx.Rngs(0))(jnp.ones((B, T, F)), recurrent_weights=lambda w: w)

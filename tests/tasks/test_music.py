@@ -104,3 +104,72 @@ def test_dropout_fields_are_checked():
     c.model.output_dropout = 1.0
     with pytest.raises(ValueError, match="config.model.output_dropout"):
         MusicTask.validate(c)
+
+
+def test_transpose_moves_every_note_by_one_shift_within_the_keyboard(rng):
+    """Brute force: every shift the range allows keeps all notes on the 88 keys, every
+    excluded shift in [-limit, limit] would lose one, and ``u`` picks each allowed shift
+    for an equal share of [0, 1)."""
+    from grux.tasks.music import transpose, transpose_range
+    roll = np.zeros((6, 88), np.uint8)
+    roll[rng.integers(0, 6, 20), rng.integers(3, 84, 20)] = 1
+    roll[0, 3], roll[1, 83] = 1, 1                       # lowest key 3, highest 83
+    limit = 6
+    lo, hi = transpose_range(roll, limit)
+    t, k = np.nonzero(roll)
+    for s in range(-limit, limit + 1):
+        assert (lo <= s <= hi) == bool(((k + s >= 0) & (k + s < 88)).all())
+    seen = []
+    for u in (np.arange(1000) + 0.5) / 1000:
+        out = transpose(roll, limit, float(u))
+        s = int(np.nonzero(out[0])[0].min()) - 3       # where the lowest note went
+        want = np.zeros_like(roll)
+        want[t, k + s] = 1
+        np.testing.assert_array_equal(out, want)
+        seen.append(s)
+    counts = np.bincount(np.asarray(seen) - lo)
+    assert list(range(lo, hi + 1)) == sorted(set(seen)) and counts.max() - counts.min() <= 1
+    silent = np.zeros((4, 88), np.uint8)
+    assert transpose_range(silent, 2) == (-2, 2)
+
+
+def test_transposed_training_batches_are_shifted_pieces_and_reproducible(rng):
+    from grux.tasks.music import MusicTask
+    config = MusicTask.default_config()
+    config.seed, config.task.transpose = 0, 3
+    task = MusicTask(config)
+    pieces = [rng.integers(0, 2, (t, 88)).astype(np.uint8) * (np.arange(88) % 7 == 0)
+              for t in (5, 9, 7, 6)]
+    pieces = [p.astype(np.uint8) for p in pieces]
+    for p in pieces:
+        p[:, 40] = 1                                       # every piece has notes
+    task._splits["train"] = pieces
+    stream = task.train_stream(2, 0, 1)
+    shifts = set()
+    for i in range(8):
+        b, again = stream.global_batch(i), stream.global_batch(i)
+        np.testing.assert_array_equal(b["targets"], again["targets"])  # pure in the index
+        for row in range(2):
+            n = int(b["mask"][row].sum())
+            target = b["targets"][row, :n]
+            matches = [s for s in range(-3, 4) for p in pieces if len(p) == n
+                       and np.array_equal(target, np.roll(p, s, axis=1))]
+            assert matches, "a training row is not a transposed training piece"
+            shifts.add(matches[0])
+            np.testing.assert_array_equal(b["inputs"][row, 1:n], target[:-1])
+    assert len(shifts) > 1                                  # not always the same shift
+    c = MusicTask.default_config()
+    c.task.transpose = -1
+    with pytest.raises(ValueError, match="config.task.transpose"):
+        MusicTask.validate(c)
+
+
+def test_weight_dropout_field_is_checked():
+    from grux.tasks.music import MusicTask
+    c = MusicTask.default_config()
+    c.model.weight_dropout = 1.0
+    with pytest.raises(ValueError, match="config.model.weight_dropout"):
+        MusicTask.validate(c)
+    c.model.weight_dropout, c.model.cell = 0.3, "mingru"
+    with pytest.raises(ValueError, match="config.model.weight_dropout"):
+        MusicTask.validate(c)
