@@ -3,16 +3,18 @@
 
     python experiments/music_beyond.py                       # JSB Chorales + Nottingham, GRU
     python experiments/music_beyond.py --datasets jsb_chorales --sizes 512x1,1024x1 \\
-        --dropouts 0.3,0.5 --weight_decays 0,0.05 --input_dropouts 0
+        --dropouts 0.3,0.5 --weight_decays 0,0.05 --input_dropouts 0 --weight_dropouts 0,0.8
     python experiments/music_beyond.py --quick               # smoke test: a few steps per run
 
 The search is a grid over the model size (``<hidden>x<layers>``, ``--sizes``), the dropout on
 the input frames (``--input_dropouts``), the dropout between layers and on the top layer's
-outputs (``--dropouts``, masks shared over time) and AdamW's decoupled weight decay
+outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent weights
+(``--weight_dropouts``, ``model.weight_dropout``) and AdamW's decoupled weight decay
 (``--weight_decays``), with ``--batch`` pieces per update (default: the config's, one piece on
 JSB Chorales). Every point is one ordinary training run of ``configs/music_beyond.py:
 <dataset>,<cell>,<batch>`` in its own workdir under ``--root``
-(``<dataset>-<cell>-<size>-i<input dropout>-d<dropout>-wd<decay>-b<batch>``), so an
+(``<dataset>-<cell>-<size>-i<input dropout>-d<dropout>-wd<decay>-b<batch>``, then
+``-wdr<weight dropout>`` if it is not 0), so an
 interrupted search resumes and finished runs are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
@@ -159,7 +161,7 @@ def main(argv=None) -> None:
     p.add_argument("--input_dropouts", default="0", help="dropout on the input frames")
     p.add_argument("--dropouts", default="0.3,0.5",
                    help="dropout between layers and on the top layer's outputs")
-    p.add_argument("--weight_dropouts", default="0",
+    p.add_argument("--weight_dropouts", default="0,0.8",
                    help="DropConnect on the recurrent weights (model.weight_dropout)")
     p.add_argument("--weight_decays", default="0,0.05", help="AdamW's decoupled weight decay")
     p.add_argument("--batch", type=int, default=None,
