@@ -58,7 +58,7 @@ def batch_for(dataset: str, batch: int | None) -> int:
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
-            weight_dropout: float = 0.0) -> str:
+            weight_dropout: float) -> str:
     # no suffix without weight dropout, so the workdirs of earlier searches are reused
     drop_connect = f"-wdr{weight_dropout:g}" if weight_dropout else ""
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
@@ -108,15 +108,14 @@ def schedule_text(o: dict, per_epoch: int) -> str:
 
 
 def record_key(r: dict) -> str:
-    # records of searches before weight dropout existed have none (0)
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
-            f"d{r['dropout']:g},wdr{r.get('weight_dropout', 0.0):g},wd{r['weight_decay']:g},"
+            f"d{r['dropout']:g},wdr{r['weight_dropout']:g},wd{r['weight_decay']:g},"
             f"b{r['batch']},{r['schedule']}")
 
 
 def settings(r: dict) -> str:
     return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
-            f"weight dropout {r.get('weight_dropout', 0.0):g}, "
+            f"weight dropout {r['weight_dropout']:g}, "
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}")
 
 
@@ -196,7 +195,10 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"music_beyond{suffix}.json")
-    done = {record_key(r): r for r in runs.load_results(json_path, [])}
+    earlier = runs.load_results(json_path, [])
+    for r in earlier:                  # searches before weight dropout existed ran without it
+        r.setdefault("weight_dropout", 0.0)
+    done = {record_key(r): r for r in earlier}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick)
     for _, record in runs.each_result(jobs, train_one, a.jobs,

@@ -78,15 +78,8 @@ def transpose(roll: np.ndarray, limit: int, u: float) -> np.ndarray:
     """``roll`` moved up by ``s`` semitones (key ``k`` → ``k + s``), ``s`` the integer that
     ``u ∈ [0, 1)`` picks uniformly from :func:`transpose_range`. No note is lost."""
     lo, hi = transpose_range(roll, limit)
-    s = lo + int(u * (hi - lo + 1))
-    if s == 0:
-        return roll
-    out = np.zeros_like(roll)
-    if s > 0:
-        out[:, s:] = roll[:, :-s]
-    else:
-        out[:, :s] = roll[:, -s:]
-    return out
+    # the range keeps every note on the keyboard, so the roll never wraps a note around
+    return np.roll(roll, lo + int(u * (hi - lo + 1)), axis=1)
 
 
 def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:

@@ -140,7 +140,6 @@ def test_transposed_training_batches_are_shifted_pieces_and_reproducible(rng):
     task = MusicTask(config)
     pieces = [rng.integers(0, 2, (t, 88)).astype(np.uint8) * (np.arange(88) % 7 == 0)
               for t in (5, 9, 7, 6)]
-    pieces = [p.astype(np.uint8) for p in pieces]
     for p in pieces:
         p[:, 40] = 1                                       # every piece has notes
     task._splits["train"] = pieces
