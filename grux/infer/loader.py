@@ -53,6 +53,7 @@ def load_trained(workdir: str, which: str | int = "best", task_name: str | None 
 
     from grux.tasks import get_task_class
     from grux.train.checkpoint import Checkpointer
+    from grux.train.optim import evaluation_params
     from grux.train.trainer import initial_state
     if not (which in ("best", "latest") or isinstance(which, int)):
         raise ValueError(f"checkpoint must be 'best', 'latest' or a step number, got {which!r}")
@@ -75,7 +76,8 @@ def load_trained(workdir: str, which: str | int = "best", task_name: str | None 
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints or {workdir}/best")
     state, _ = restored
-    nnx.update(model, jax.device_get(state["params"]))
+    # the parameters training evaluated with (the moving average if optimizer.ema_decay > 0)
+    nnx.update(model, jax.device_get(evaluation_params(state)))
     # inference, as the trainer's evaluation: dropout layers that hold their own random
     # stream (a recurrent stack's inter-layer dropout) would otherwise still drop units
     model = nnx.view(model, deterministic=True, raise_if_not_found=False)

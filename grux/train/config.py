@@ -57,6 +57,8 @@ def trainer_config() -> ml_collections.ConfigDict:
             "nesterov": False,        # sgd
             "weight_decay": 0.0,      # adamw: decoupled; others: added to the gradient (L2)
             "clip_norm": 1.0,         # global-norm gradient clipping; 0 disables
+            "ema_decay": 0.0,         # > 0: evaluate / infer with an exponential moving
+                                      # average of the parameters (grux.train.optim.params_ema)
         },
         "eval": {
             "every_steps": 500,       # evaluate all splits every n steps and at the end
@@ -196,7 +198,7 @@ def validate(config: ml_collections.ConfigDict, device_count: int | None = None)
     need(o.decay_every >= 1, "optimizer.decay_every", "must be >= 1")
     need(0 < o.decay_rate <= 1, "optimizer.decay_rate", "must be in (0, 1]")
     need(0 <= o.end_factor <= 1, "optimizer.end_factor", "must be in [0, 1]")
-    for f in ("b1", "b2", "rho"):
+    for f in ("b1", "b2", "rho", "ema_decay"):
         need(0 <= o[f] < 1, f"optimizer.{f}", "must be in [0, 1)")
     need(o.eps > 0, "optimizer.eps", "must be positive")
     e = config.eval

@@ -5,9 +5,13 @@ clipping sees the raw gradient (as in Pascanu et al. 2013 and the GRU papers), a
 ``adamw`` the decay is AdamW's own decoupled term instead of the L2 gradient term.
 Optimizers: Adam / AdamW (Kingma & Ba 2015; Loshchilov & Hutter 2019), RMSProp (as used by
 Chung et al. 2014), Adadelta (as used by Bahdanau et al. 2014), SGD with optional (Nesterov)
-momentum.
+momentum. With ``ema_decay > 0`` the chain ends in :func:`params_ema`, which keeps an
+exponential moving average of the parameters in the optimizer state (so checkpoints and exact
+resume carry it); evaluation and inference use it (:func:`evaluation_params`).
 """
 from __future__ import annotations
+
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,7 +61,50 @@ def make_optimizer(o: ml_collections.ConfigDict, total_steps: int
     if o.weight_decay > 0 and o.name != "adamw":
         parts.append(optax.add_decayed_weights(o.weight_decay))
     parts.append(opt)
+    if o.ema_decay > 0:
+        parts.append(params_ema(o.ema_decay))
     return optax.chain(*parts), lr
+
+
+class ParamsEMAState(NamedTuple):
+    """The moving average of the parameters and the number of updates it has seen."""
+    count: jax.Array
+    ema: Any
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+    """Track ``ē ← d_t·ē + (1 − d_t)·θ_{t+1}`` with ``d_t = min(decay, (1 + t) / (10 + t))``
+    after every update ``θ_{t+1} = θ_t + u_t`` (Polyak & Juditsky 1992's averaging with an
+    exponential window, as ``tf.train.ExponentialMovingAverage(num_updates=t)``: the short
+    window of the first steps keeps the random initialisation out of the average). The
+    updates pass through unchanged, so training is exactly the run without it; ``ē`` starts
+    at the initial parameters. Put it last in a chain: it must see the final update."""
+
+    def init(params):  # a copy: the train step donates its state, so no buffer may be shared
+        return ParamsEMAState(count=jnp.zeros((), jnp.int32),
+                              ema=jax.tree.map(lambda x: jnp.array(x, copy=True), params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("params_ema needs the parameters: call update(updates, state, "
+                             "params)")
+        t = state.count.astype(jnp.float32)
+        d = jnp.minimum(jnp.float32(decay), (1.0 + t) / (10.0 + t))
+        new = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), state.ema, new)
+        return updates, ParamsEMAState(count=state.count + 1, ema=ema)
+
+    return optax.GradientTransformation(init, update)
+
+
+def evaluation_params(state: dict):
+    """The parameters to evaluate a train state with: the moving average when the optimizer
+    keeps one (``optimizer.ema_decay > 0``), else the trained parameters."""
+    opt_state = state["opt_state"]
+    if isinstance(opt_state, tuple) and opt_state and isinstance(opt_state[-1],
+                                                                 ParamsEMAState):
+        return opt_state[-1].ema
+    return state["params"]
 
 
 def add_weight_noise(params, rng, std: float):

@@ -43,7 +43,7 @@ from grux.train.checkpoint import Checkpointer
 from grux.train.config import ConfigError, validate
 from grux.train.errors import (DistributedError, NonFiniteLossError, WorkdirError,
                                WorkdirLockedError)
-from grux.train.optim import make_optimizer
+from grux.train.optim import evaluation_params, make_optimizer
 from grux.train.writers import MetricWriter, Progress, format_duration
 
 
@@ -469,7 +469,7 @@ class _Trainer:
                 train_metrics = self._flush(window, step, t_window)
                 window, t_window = [], time.perf_counter()
             early = do_eval and self._after_eval(step, self.evaluate(
-                self.state["params"], *self._decode_now(last)))
+                evaluation_params(self.state), *self._decode_now(last)))
             if early:
                 self.meta["early_stopped"] = step  # a rerun must not train on
             if do_ckpt or early:
@@ -488,11 +488,12 @@ class _Trainer:
         self.ckpt.wait()
         if self.meta["last_eval"] is None or self.meta["last_eval"]["step"] != step:
             if status == "completed":  # e.g. restarted after the last step: evaluate again
-                self._after_eval(step, self.evaluate(self.state["params"], *self._decode_now(
-                    True)))
+                self._after_eval(step, self.evaluate(evaluation_params(self.state),
+                                                     *self._decode_now(True)))
         elif status == "early_stopped" and self.evaluators and cfg.eval.decode_examples:
             # the whole splits at the end, as a last evaluation would have decoded them
-            self._after_eval(step, self.evaluate(self.state["params"], True, 0), track=False)
+            self._after_eval(step, self.evaluate(evaluation_params(self.state), True, 0),
+                             track=False)
         return self._summary(status, step, train_metrics, time.perf_counter() - t_start,
                              signal_name)
 

@@ -86,6 +86,7 @@ def test_wrong_type_and_missing_field_in_a_hand_built_config():
     ("optimizer.name", "adamax", r"config\.optimizer\.name must be one of"),
     ("batch_size", 0, r"config\.batch_size must be >= 1"),
     ("eval.mode", "lowest", r"config\.eval\.mode must be 'min' or 'max'"),
+    ("optimizer.ema_decay", 1.0, r"config\.optimizer\.ema_decay must be in \[0, 1\)"),
     ("model.cell", "transformer", r"config\.model\.cell must be one of"),
     ("model.dropout", 1.0, r"config\.model\.dropout must be in \[0, 1\)"),
     ("task.length", 1, r"config\.task\.length must be >= 2"),
@@ -167,6 +168,33 @@ def test_every_optimizer_follows_its_update_rule(name, fields):
         params = optax.apply_updates(params, updates)
     want = _numpy_optimizer(name, 0.05, o.to_dict(), theta0, 4)
     np.testing.assert_allclose(params["w"], want, rtol=2e-5, atol=1e-6)
+
+
+def test_parameter_average_follows_its_recursion_and_leaves_training_alone():
+    """``optimizer.ema_decay``: the chain's updates are those of the chain without it, and the
+    average follows ``e ← d_t·e + (1 − d_t)·θ_{t+1}``, ``d_t = min(decay, (1+t)/(10+t))``,
+    in NumPy from the initial parameters."""
+    from grux.train.optim import evaluation_params
+    o = base_config("adding").optimizer
+    o.name, o.learning_rate, o.clip_norm = "adam", 0.1, 0.0
+    plain, _ = make_optimizer(o, 100)
+    o.ema_decay = 0.6
+    tx, _ = make_optimizer(o, 100)
+    theta0 = np.array([3.0, -2.0, 0.5], np.float32)
+    p, q = {"w": theta0}, {"w": theta0}
+    s, s_plain = tx.init(p), plain.init(q)
+    assert evaluation_params({"params": p, "opt_state": s_plain}) is p  # no average kept
+    e = theta0.astype(np.float64)
+    for t in range(30):
+        u, s = tx.update({"w": 2 * p["w"]}, s, p)
+        v, s_plain = plain.update({"w": 2 * q["w"]}, s_plain, q)
+        np.testing.assert_array_equal(u["w"], v["w"])
+        p, q = optax.apply_updates(p, u), optax.apply_updates(q, v)
+        d = min(0.6, (1 + t) / (10 + t))
+        e = d * e + (1 - d) * np.asarray(p["w"], np.float64)
+    got = evaluation_params({"params": p, "opt_state": s})["w"]
+    np.testing.assert_allclose(got, e, rtol=1e-5)
+    assert not np.allclose(got, p["w"], atol=1e-3)  # the average lags the iterate
 
 
 def test_schedules_warmup_peak_and_end():

@@ -1,6 +1,7 @@
 """The trainer in-process: learning on the default task, truncated BPTT, best/early stopping,
 corrupt-checkpoint fallback, config/checkpoint mismatch, and the NaN stop."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -123,3 +124,36 @@ def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path)
     assert all(np.isfinite(v).all() for k, v in state.items() if v.dtype.kind == "f")
     events = [r for r in read_metrics(tmp_path) if r.get("event") == "non_finite"]
     assert events and events[0]["step"] == 8
+
+
+def test_parameter_average_is_evaluated_loaded_and_resumed_exactly(tmp_path):
+    """``optimizer.ema_decay``: training is bitwise the run without it, evaluation and the
+    inference loader use the average (so the metrics differ), and a run resumed from a
+    checkpoint carries the average on bitwise."""
+    import jax
+    from flax import nnx
+
+    from grux.infer.loader import load_trained
+    plain = train_and_evaluate(tiny_echo(steps=30), str(tmp_path / "plain"))
+    averaged = train_and_evaluate(tiny_echo(steps=30, optimizer__ema_decay=0.9),
+                                  str(tmp_path / "ema"))
+    a, b = checkpoint_state(tmp_path / "plain"), checkpoint_state(tmp_path / "ema")
+    params = {k: v for k, v in a.items() if k.startswith("['params']")}
+    assert_bitwise_equal(params, {k: b[k] for k in params})
+    prefix = "['opt_state'][2]['ema']"
+    ema = {"['params']" + k[len(prefix):]: v for k, v in b.items() if k.startswith(prefix)}
+    assert ema.keys() == params.keys()
+    assert plain["final"]["validation"]["loss"] != averaged["final"]["validation"]["loss"]
+    _, model, step = load_trained(str(tmp_path / "ema"), "latest")
+    flat = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param))[0]
+    def name(key):  # "['rnn']['layers'][0].value" and "['rnn']['layers']['0']['value']"
+        return "/".join(re.findall(r"\w+", key))
+    loaded = {name("['params']" + jax.tree_util.keystr(p)): np.asarray(v) for p, v in flat}
+    ema, params = ({name(k): v for k, v in d.items()} for d in (ema, params))
+    assert step == 30
+    assert_bitwise_equal(loaded, ema)  # the loaded weights are the average...
+    assert not any(np.array_equal(loaded[k], params[k]) for k in params)  # ...not the iterate
+    resumed = tmp_path / "resumed"
+    train_and_evaluate(tiny_echo(steps=20, optimizer__ema_decay=0.9), str(resumed))
+    train_and_evaluate(tiny_echo(steps=30, optimizer__ema_decay=0.9), str(resumed))
+    assert_bitwise_equal(checkpoint_state(resumed), b)
