@@ -9,12 +9,13 @@
 The search is a grid over the model size (``<hidden>x<layers>``, ``--sizes``), the dropout on
 the input frames (``--input_dropouts``), the dropout between layers and on the top layer's
 outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent weights
-(``--weight_dropouts``, ``model.weight_dropout``) and AdamW's decoupled weight decay
-(``--weight_decays``), with ``--batch`` pieces per update (default: the config's, one piece on
-JSB Chorales). Every point is one ordinary training run of ``configs/music_beyond.py:
-<dataset>,<cell>,<batch>`` in its own workdir under ``--root``
+(``--weight_dropouts``, ``model.weight_dropout``), AdamW's decoupled weight decay
+(``--weight_decays``) and the decay of the parameter average that evaluation uses
+(``--ema_decays``, ``optimizer.ema_decay``, 0: none), with ``--batch`` pieces per update
+(default: the config's, one piece on JSB Chorales). Every point is one ordinary training run
+of ``configs/music_beyond.py:<dataset>,<cell>,<batch>`` in its own workdir under ``--root``
 (``<dataset>-<cell>-<size>-i<input dropout>-d<dropout>-wd<decay>-b<batch>``, then
-``-wdr<weight dropout>`` if it is not 0), so an
+``-wdr<weight dropout>`` and ``-ema<decay>`` if they are not 0), so an
 interrupted search resumes and finished runs are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
@@ -58,25 +59,30 @@ def batch_for(dataset: str, batch: int | None) -> int:
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
-            weight_dropout: float) -> str:
-    # no suffix without weight dropout, so the workdirs of earlier searches are reused
+            weight_dropout: float, ema_decay: float = 0.0) -> str:
+    # no suffix without weight dropout / averaging, so the workdirs of earlier searches are
+    # reused
     drop_connect = f"-wdr{weight_dropout:g}" if weight_dropout else ""
+    average = f"-ema{ema_decay:g}" if ema_decay else ""
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
-                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{drop_connect}")
+                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{drop_connect}"
+                              f"{average}")
 
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
-          weight_decay: float, batch: int | None, weight_dropout: float, quick: bool) -> dict:
+          weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
+          quick: bool) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
-                      weight_dropout)
+                      weight_dropout, ema_decay)
     overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
                  f"--config.model.weight_dropout={weight_dropout}",
-                 f"--config.optimizer.weight_decay={weight_decay}"]
+                 f"--config.optimizer.weight_decay={weight_decay}",
+                 f"--config.optimizer.ema_decay={ema_decay}"]
     s = runs.train(f"{CONFIG}:{dataset},{cell},{batch}", workdir,
                    overrides + (QUICK if quick else []), quick)
     with open(os.path.join(workdir, "config.json")) as f:
@@ -85,7 +91,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     best = s["best"]["results"]
     rec = {"dataset": dataset, "cell": cell, "size": size, "input_dropout": input_dropout,
            "dropout": dropout, "weight_dropout": weight_dropout,
-           "weight_decay": weight_decay, "batch": batch,
+           "weight_decay": weight_decay, "ema_decay": ema_decay, "batch": batch,
            "schedule": schedule_text(o, per_epoch),
            "parameters": runs.parameter_count(workdir), "best_step": s["best"]["step"],
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
@@ -94,7 +100,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
            "train_seconds": s["train_seconds"]}
     print(f"  {dataset:>12} {cell:>4} {size:>6} input dropout {input_dropout:g} dropout "
           f"{dropout:g} weight dropout {weight_dropout:g} weight decay {weight_decay:g} "
-          f"batch {batch}: validation "
+          f"average {ema_decay:g} batch {batch}: validation "
           f"{rec['validation']:.3f}, test {rec['test']:.3f} ({rec['test_after_first_frame']:.3f}"
           f" without first frames; {rec['parameters']:,} parameters, "
           f"{rec['train_seconds'] / 60:.1f} min)", flush=True)
@@ -110,13 +116,15 @@ def schedule_text(o: dict, per_epoch: int) -> str:
 def record_key(r: dict) -> str:
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
             f"d{r['dropout']:g},wdr{r['weight_dropout']:g},wd{r['weight_decay']:g},"
-            f"b{r['batch']},{r['schedule']}")
+            f"b{r['batch']},ema{r['ema_decay']:g},{r['schedule']}")
 
 
 def settings(r: dict) -> str:
+    average = (f", evaluated with the parameter average (decay {r['ema_decay']:g})"
+               if r["ema_decay"] else "")
     return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
             f"weight dropout {r['weight_dropout']:g}, "
-            f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}")
+            f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}")
 
 
 def table(records: list[dict]) -> list[str]:
@@ -163,6 +171,9 @@ def main(argv=None) -> None:
     p.add_argument("--weight_dropouts", default="0,0.8",
                    help="DropConnect on the recurrent weights (model.weight_dropout)")
     p.add_argument("--weight_decays", default="0,0.05", help="AdamW's decoupled weight decay")
+    p.add_argument("--ema_decays", default="0",
+                   help="evaluate with a moving average of the parameters "
+                        "(optimizer.ema_decay; 0: the trained parameters)")
     p.add_argument("--batch", type=int, default=None,
                    help="pieces per update (default: the config's for each dataset)")
     runs.add_sweep_arguments(p, "music_beyond", jobs=1)
@@ -175,7 +186,8 @@ def main(argv=None) -> None:
         if len(parts) != 2 or not all(v.isdigit() and int(v) > 0 for v in parts):
             p.error(f"--sizes item {s!r} is not <hidden>x<layers> with positive integers")
     grids = {}
-    for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays"):
+    for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays",
+                 "ema_decays"):
         try:
             grids[flag] = [float(x) for x in getattr(a, flag).split(",") if x]
         except ValueError:
@@ -187,17 +199,18 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr) for d, c, s, i, r, w, wr in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e) for d, c, s, i, r, w, wr, e in itertools.product(
         datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
-        grids["weight_decays"], grids["weight_dropouts"])]
+        grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"])]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"music_beyond{suffix}.json")
     earlier = runs.load_results(json_path, [])
-    for r in earlier:                  # searches before weight dropout existed ran without it
+    for r in earlier:  # searches before weight dropout / averaging existed ran without them
         r.setdefault("weight_dropout", 0.0)
+        r.setdefault("ema_decay", 0.0)
     done = {record_key(r): r for r in earlier}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick)

@@ -345,6 +345,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
 
     out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
+                                             "--ema_decays", "0.9",
                                              "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -353,15 +354,16 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert "QUICK MODE" in table
     row = next(line for line in table.splitlines() if line.startswith("| JSB Chorales | gru |"))
     assert "| 8.10 | 8.43 | 8.45 |" in row                      # Bai et al. 2018, issue 16
-    assert "weight dropout 0.5" in row
+    assert "weight dropout 0.5" in row and "parameter average (decay 0.9)" in row
     (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
     assert rec["size"] == "32x2" and rec["parameters"] > 0 and rec["weight_dropout"] == 0.5
+    assert rec["ema_decay"] == 0.9
     assert f"{rec['parameters']:,}" in row
     assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
-    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5" /
+    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9" /
                       "config.json").read_text())
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
-    assert cfg["model"]["weight_dropout"] == 0.5
+    assert cfg["model"]["weight_dropout"] == 0.5 and cfg["optimizer"]["ema_decay"] == 0.9
     assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["batch_size"] == 1                                  # one piece per update
 
