@@ -12,11 +12,13 @@ outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent w
 (``--weight_dropouts``, ``model.weight_dropout``), AdamW's decoupled weight decay
 (``--weight_decays``) and the decay of the parameter average that evaluation uses
 (``--ema_decays``, ``optimizer.ema_decay``, 0: none), with ``--batch`` pieces per update
-(default: the config's, one piece on JSB Chorales). Every point is one ordinary training run
-of ``configs/music_beyond.py:<dataset>,<cell>,<batch>`` in its own workdir under ``--root``
-(``<dataset>-<cell>-<size>-i<input dropout>-d<dropout>-wd<decay>-b<batch>``, then
-``-wdr<weight dropout>`` and ``-ema<decay>`` if they are not 0), so an
-interrupted search resumes and finished runs are reused. For each (dataset, cell) the point
+(default: the config's, one piece on JSB Chorales) and the epoch at which the learning rate
+starts to halve (``--decay_starts``, default: the config's; ``--epochs`` caps every run).
+Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
+<batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
+d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
+are not 0 and ``-decay<epoch>`` if given), so an interrupted search resumes and finished runs
+are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
 without each piece's first frame (Bai et al.'s, ``nll_after_first_frame``, the one to compare
@@ -59,11 +61,14 @@ def batch_for(dataset: str, batch: int | None) -> int:
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
-            weight_dropout: float, ema_decay: float = 0.0) -> str:
-    # no suffix without weight dropout / averaging, so the workdirs of earlier searches are
-    # reused
+            weight_dropout: float, ema_decay: float = 0.0,
+            decay_start: int | None = None) -> str:
+    # no suffix without weight dropout / averaging / a decay start of its own, so the
+    # workdirs of earlier searches are reused (the epoch cap is not in the name: a longer cap
+    # resumes a run)
     drop_connect = f"-wdr{weight_dropout:g}" if weight_dropout else ""
     average = f"-ema{ema_decay:g}" if ema_decay else ""
+    average += f"-decay{decay_start}" if decay_start is not None else ""
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{drop_connect}"
                               f"{average}")
@@ -71,18 +76,27 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
-          quick: bool) -> dict:
-    """One point of the grid (resumes if its workdir has checkpoints); returns its record."""
+          decay_start: int | None, quick: bool, epochs: int | None = None) -> dict:
+    """One point of the grid (resumes if its workdir has checkpoints); returns its record.
+    ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
+    cap when given."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
-                      weight_dropout, ema_decay)
+                      weight_dropout, ema_decay, decay_start)
     overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
                  f"--config.model.weight_dropout={weight_dropout}",
                  f"--config.optimizer.weight_decay={weight_decay}",
                  f"--config.optimizer.ema_decay={ema_decay}"]
+    if decay_start is not None or epochs is not None:
+        from grux.train.main import load_config_file
+        spe = load_config_file(f"{CONFIG}:{dataset},{cell},{batch}").eval.every_steps
+        if decay_start is not None:
+            overrides.append(f"--config.optimizer.decay_start={decay_start * spe}")
+        if epochs is not None:
+            overrides.append(f"--config.num_train_steps={epochs * spe}")
     s = runs.train(f"{CONFIG}:{dataset},{cell},{batch}", workdir,
                    overrides + (QUICK if quick else []), quick)
     with open(os.path.join(workdir, "config.json")) as f:
@@ -174,6 +188,11 @@ def main(argv=None) -> None:
     p.add_argument("--ema_decays", default="0",
                    help="evaluate with a moving average of the parameters "
                         "(optimizer.ema_decay; 0: the trained parameters)")
+    p.add_argument("--decay_starts", default="",
+                   help="epochs at which the learning rate starts to halve (default: the "
+                        "config's)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epoch cap of every run (default: the config's)")
     p.add_argument("--batch", type=int, default=None,
                    help="pieces per update (default: the config's for each dataset)")
     runs.add_sweep_arguments(p, "music_beyond", jobs=1)
@@ -194,14 +213,24 @@ def main(argv=None) -> None:
             p.error(f"--{flag} is a comma-separated list of numbers")
         if not grids[flag]:
             p.error(f"--{flag} is empty")
+    try:
+        decay_starts = [int(x) for x in a.decay_starts.split(",") if x] or [None]
+    except ValueError:
+        p.error("--decay_starts is a comma-separated list of whole epochs")
+    if any(d is not None and d < 0 for d in decay_starts):
+        p.error(f"--decay_starts must be >= 0, got {a.decay_starts}")
+    if a.epochs is not None and a.epochs <= 0:
+        p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
         p.error(f"--batch must be a positive integer, got {a.batch}")
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr, e) for d, c, s, i, r, w, wr, e in itertools.product(
-        datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
-        grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"])]
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds)
+            for d, c, s, i, r, w, wr, e, ds in itertools.product(
+                datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
+                grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"],
+                decay_starts)]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)
@@ -213,7 +242,7 @@ def main(argv=None) -> None:
         r.setdefault("ema_decay", 0.0)
     done = {record_key(r): r for r in earlier}
     failed: list = []
-    train_one = functools.partial(train, a.root, quick=a.quick)
+    train_one = functools.partial(train, a.root, quick=a.quick, epochs=a.epochs)
     for _, record in runs.each_result(jobs, train_one, a.jobs,
                                       functools.partial(run_dir, a.root), failed):
         done[record_key(record)] = record

@@ -345,7 +345,8 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
 
     out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
-                                             "--ema_decays", "0.9",
+                                             "--ema_decays", "0.9", "--decay_starts", "3",
+                                             "--epochs", "7",
                                              "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -360,12 +361,13 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert rec["ema_decay"] == 0.9
     assert f"{rec['parameters']:,}" in row
     assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
-    cfg = json.loads((tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9" /
-                      "config.json").read_text())
+    workdir = tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3"
+    cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
     assert cfg["model"]["weight_dropout"] == 0.5 and cfg["optimizer"]["ema_decay"] == 0.9
     assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["batch_size"] == 1                                  # one piece per update
+    assert cfg["optimizer"]["decay_start"] == 3 * 229               # --decay_starts, in epochs
 
 
 def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
