@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     p.add_argument("--weight_dropouts", default="0,0.8",
                    help="DropConnect on the recurrent weights (model.weight_dropout)")
     p.add_argument("--weight_decays", default="0,0.05", help="AdamW's decoupled weight decay")
-    p.add_argument("--ema_decays", default="0",
+    p.add_argument("--ema_decays", default="0,0.999",
                    help="evaluate with a moving average of the parameters "
                         "(optimizer.ema_decay; 0: the trained parameters)")
     p.add_argument("--decay_starts", default="",
