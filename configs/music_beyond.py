@@ -7,35 +7,36 @@ files.
 
 Argument: ``<dataset>[,<cell>[,<batch>]]``, dataset in jsb_chorales | nottingham | musedata |
 piano_midi, cell gru (default) | lstm | tanh, batch the pieces per update (default: ``BATCH``
-below). The schedule fields are set in epochs, so a different batch keeps them. Defaults (the
-recipe chosen on JSB Chorales validation NLL, issue 16; the experiment script overrides
-``model.hidden``, ``model.num_layers``, the dropouts and the weight decay and picks on
-validation NLL): one layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the
-input frames, dropout 0.3 between layers and on the top layer's outputs, masks shared over
-time (variational); on JSB Chorales DropConnect 0.8 on the recurrent weights
-(``model.weight_dropout``, ``WEIGHT_DROPOUT``; 0 on the other sets, where it is not searched
-yet); AdamW 1e-3 with decoupled weight decay 0.05 and gradient clipping at norm
-1; one piece per update on JSB Chorales (as Bai et al. 2018 train), 16 elsewhere; the rate
-constant for 45 epochs on JSB Chorales (15 on Piano-midi.de), then x0.5 every 5 epochs
-(Nottingham, MuseData: from epoch 50, every 10; ``DECAY``);
-early stopping after 15 epochs without improvement, test NLL at the best validation epoch.
-The 400-step training windows for MuseData / Piano-midi.de as in
-``configs/chung2014_music.py``.
+below). The schedule fields are set in epochs, so a different batch keeps them, except where
+``SCHEDULE_FOR_BATCH`` names the batch (Nottingham's earlier 16 pieces per update). Defaults
+(chosen on validation NLL, issue 16; the experiment script overrides ``model.hidden``,
+``model.num_layers``, the dropouts, the weight decay, the parameter average and optionally
+the decay start, and picks on validation NLL): one layer of 512 units (the PyTorch/cuDNN
+formulation); no dropout on the input frames, dropout 0.3 between layers and on the top
+layer's outputs, masks shared over time (variational); on JSB Chorales DropConnect 0.8 on the
+recurrent weights (``model.weight_dropout``, ``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on
+Nottingham) and evaluation with a moving average of the parameters (``optimizer.ema_decay``
+0.999, ``EMA_DECAY``); AdamW 1e-3 with decoupled weight decay 0.05 and gradient clipping at
+norm 1; one piece per update on JSB Chorales and Nottingham (as Bai et al. 2018 train), 16 on
+MuseData, 8 on Piano-midi.de; the rate constant for 45 epochs on JSB Chorales, then x0.5
+every 5 epochs (Nottingham: from epoch 20, every 2; Piano-midi.de: from 15, every 5;
+MuseData: from 50, every 10; ``DECAY``); early stopping after 15 epochs without improvement,
+test NLL at the best validation epoch. The 400-step training windows for MuseData /
+Piano-midi.de as in ``configs/chung2014_music.py``.
 
 Reference test NLL (Bai et al. 2018, Table 1/2 as quoted in issue 16; not re-checked
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,
 GRU 3.46, LSTM 3.29.
 
-Measured (``python experiments/music_beyond.py --datasets jsb_chorales``, seed 0): chosen on
-validation, the defaults here (GRU 512x1, dropout 0.3, weight dropout 0.8, weight decay 0.05,
-decay from epoch 45), validation 8.173, test 8.190 (8.211 over frames 2..T, Bai et al.'s
-protocol), 11.8 min on one core of a 2-core Intel Xeon beside another run, 2026-11-29; with
-the decay from epoch 15 validation 8.216 (seed 1: 8.224), test 8.268 (8.290 over frames 2..T);
-without weight dropout (2-core AMD EPYC, 2026-11-27) test 8.347, 2.2 min. Nottingham
-(``--datasets nottingham --sizes 512x1 --dropouts 0.3 --weight_decays 0.05
---weight_dropouts 0``, the defaults):
-validation 3.336, test 3.368 (3.352 over frames 2..T), 56.1 min, without weight dropout. All runs:
-``experiments/results/music_beyond.md``; docs/music.md.
+Measured (seed 0, ``experiments/results/music_beyond.md`` has every run; docs/music.md):
+JSB Chorales, the defaults here (GRU 512x1, 969,816 parameters): validation 8.169, test 8.168
+(8.188 over frames 2..T, Bai et al.'s protocol), 25.4 min on one core of a 2-core Intel Xeon
+beside two other runs, 2026-11-29 (11.8 min beside one, without the average: validation
+8.173, test 8.211 over frames 2..T). Nottingham, the defaults here (GRU 512x1, one piece per
+update, decay from epoch 20): validation 3.125, test 3.222 (3.206 over frames 2..T), 67.7 min
+on one core beside other runs, 2026-11-29 (with the decay from epoch 10: validation 3.315,
+test 3.339 over frames 2..T; with 16 pieces per update and the decay from epoch 50: 3.336,
+3.352).
 """
 import importlib.util
 import os
@@ -50,22 +51,24 @@ _spec.loader.exec_module(_chung)
 DATA, TRAIN_PIECES = _chung.DATA, _chung.TRAIN_PIECES
 
 CELLS = ("gru", "lstm", "tanh")
-EPOCHS = {"jsb_chorales": 200, "nottingham": 100, "musedata": 100, "piano_midi": 200}
-BATCH = {"jsb_chorales": 1, "nottingham": 16, "musedata": 16, "piano_midi": 8}
+EPOCHS = {"jsb_chorales": 200, "nottingham": 36, "musedata": 100, "piano_midi": 200}
+BATCH = {"jsb_chorales": 1, "nottingham": 1, "musedata": 16, "piano_midi": 8}
 # learning rate constant for the first epochs, then x0.5 every few epochs (epochs: start, every).
-# Nottingham with 16 pieces per update makes 44 updates an epoch against JSB's 229: with JSB's
-# (15, 5) its validation NLL was still falling by 0.05 an epoch when the decay began (4.06 at
-# epoch 22, a run stopped there), so it decays later
 # JSB Chorales: from epoch 15 without weight dropout; with weight dropout 0.8 the model learns
 # more slowly, and validation prefers a decay from epoch 45 (8.173) over 30 (8.188) and 15
-# (8.216), seed 0 (docs/music.md)
-DECAY = {"jsb_chorales": (45, 5), "nottingham": (50, 10), "musedata": (50, 10),
+# (8.216), seed 0 (docs/music.md).
+# Nottingham, one piece per update (694 updates an epoch): its validation NLL drops suddenly
+# around epoch 11-13 and keeps falling at the constant rate, so a late decay wins: from epoch
+# 20 validation 3.125 against 3.315 from epoch 10 (docs/music.md)
+DECAY = {"jsb_chorales": (45, 5), "nottingham": (20, 2), "musedata": (50, 10),
          "piano_midi": (15, 5)}
-# (epochs, DECAY) for a batch other than the dataset's default: one piece per update on
-# Nottingham makes 694 updates an epoch (16x the default's), so it needs far fewer epochs
-SCHEDULE_FOR_BATCH = {("nottingham", 1): (30, (10, 2))}
-# DropConnect on W_hh: chosen on JSB Chorales validation from {0, 0.3, 0.5, 0.7, 0.8, 0.9}
-# (docs/music.md); not searched on the other sets yet
+# (epochs, DECAY) for a batch other than the dataset's default: Nottingham's earlier recipe,
+# 16 pieces per update (44 updates an epoch): with JSB's (15, 5) its validation NLL was still
+# falling by 0.05 an epoch when the decay began (4.06 at epoch 22, a run stopped there)
+SCHEDULE_FOR_BATCH = {("nottingham", 16): (100, (50, 10))}
+# DropConnect on W_hh: chosen on JSB Chorales validation from {0, 0.3, 0.5, 0.7, 0.8, 0.9};
+# on Nottingham 0.5 was worse than none (validation 3.198 against 3.125, decay from epoch 20;
+# docs/music.md)
 WEIGHT_DROPOUT = {"jsb_chorales": 0.8}
 # evaluate with a moving average of the parameters (optimizer.ema_decay): on JSB Chorales
 # validation 8.169 against 8.173 without (seed 0, docs/music.md); not searched elsewhere
