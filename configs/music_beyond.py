@@ -19,7 +19,7 @@ Nottingham) and evaluation with a moving average of the parameters (``optimizer.
 0.999, ``EMA_DECAY``); AdamW 1e-3 with decoupled weight decay 0.05 and gradient clipping at
 norm 1; one piece per update on JSB Chorales and Nottingham (as Bai et al. 2018 train), 16 on
 MuseData, 8 on Piano-midi.de; the rate constant for 45 epochs on JSB Chorales, then x0.5
-every 5 epochs (Nottingham: from epoch 20, every 2; Piano-midi.de: from 15, every 5;
+every 5 epochs (Nottingham: from epoch 30, every 2; Piano-midi.de: from 15, every 5;
 MuseData: from 50, every 10; ``DECAY``); early stopping after 15 epochs without improvement,
 test NLL at the best validation epoch. The 400-step training windows for MuseData /
 Piano-midi.de as in ``configs/chung2014_music.py``.
@@ -33,10 +33,9 @@ JSB Chorales, the defaults here (GRU 512x1, 969,816 parameters): validation 8.16
 (8.188 over frames 2..T, Bai et al.'s protocol), 25.4 min on one core of a 2-core Intel Xeon
 beside two other runs, 2026-11-29 (11.8 min beside one, without the average: validation
 8.173, test 8.211 over frames 2..T). Nottingham, the defaults here (GRU 512x1, one piece per
-update, decay from epoch 20): validation 3.125, test 3.222 (3.206 over frames 2..T), 67.7 min
-on one core beside other runs, 2026-11-29 (with the decay from epoch 10: validation 3.315,
-test 3.339 over frames 2..T; with 16 pieces per update and the decay from epoch 50: 3.336,
-3.352).
+update, decay from epoch 30): validation 3.116, test 3.195 (3.179 over frames 2..T), 88.6 min
+on one core beside other runs, 2026-11-29 (decay from epoch 20: validation 3.125, test 3.206
+over frames 2..T; from 10: 3.315, 3.339; 16 pieces per update, from 50: 3.336, 3.352).
 """
 import importlib.util
 import os
@@ -51,7 +50,7 @@ _spec.loader.exec_module(_chung)
 DATA, TRAIN_PIECES = _chung.DATA, _chung.TRAIN_PIECES
 
 CELLS = ("gru", "lstm", "tanh")
-EPOCHS = {"jsb_chorales": 200, "nottingham": 36, "musedata": 100, "piano_midi": 200}
+EPOCHS = {"jsb_chorales": 200, "nottingham": 42, "musedata": 100, "piano_midi": 200}
 BATCH = {"jsb_chorales": 1, "nottingham": 1, "musedata": 16, "piano_midi": 8}
 # learning rate constant for the first epochs, then x0.5 every few epochs (epochs: start, every).
 # JSB Chorales: from epoch 15 without weight dropout; with weight dropout 0.8 the model learns
@@ -59,8 +58,8 @@ BATCH = {"jsb_chorales": 1, "nottingham": 1, "musedata": 16, "piano_midi": 8}
 # (8.216), seed 0 (docs/music.md).
 # Nottingham, one piece per update (694 updates an epoch): its validation NLL drops suddenly
 # around epoch 11-13 and keeps falling at the constant rate, so a late decay wins: from epoch
-# 20 validation 3.125 against 3.315 from epoch 10 (docs/music.md)
-DECAY = {"jsb_chorales": (45, 5), "nottingham": (20, 2), "musedata": (50, 10),
+# 30 validation 3.116, from 20 3.125, from 10 3.315 (docs/music.md)
+DECAY = {"jsb_chorales": (45, 5), "nottingham": (30, 2), "musedata": (50, 10),
          "piano_midi": (15, 5)}
 # (epochs, DECAY) for a batch other than the dataset's default: Nottingham's earlier recipe,
 # 16 pieces per update (44 updates an epoch): with JSB's (15, 5) its validation NLL was still
