@@ -66,12 +66,11 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
     # no suffix without weight dropout / averaging / a decay start of its own, so the
     # workdirs of earlier searches are reused (the epoch cap is not in the name: a longer cap
     # resumes a run)
-    drop_connect = f"-wdr{weight_dropout:g}" if weight_dropout else ""
-    average = f"-ema{ema_decay:g}" if ema_decay else ""
-    average += f"-decay{decay_start}" if decay_start is not None else ""
+    suffix = ((f"-wdr{weight_dropout:g}" if weight_dropout else "")
+              + (f"-ema{ema_decay:g}" if ema_decay else "")
+              + (f"-decay{decay_start}" if decay_start is not None else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
-                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{drop_connect}"
-                              f"{average}")
+                              f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
 
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
