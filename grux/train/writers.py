@@ -31,7 +31,7 @@ class MetricWriter:
             return
         os.makedirs(self.workdir, exist_ok=True)
         if step > 0 and os.path.isfile(self.path):
-            _drop_records_after(self.path, step)
+            drop_records_after(self.path, step)
         self._file = open(self.path, "a", buffering=1)
         if self.tensorboard:
             from tensorboardX import SummaryWriter
@@ -59,7 +59,7 @@ class MetricWriter:
             self._file.close()
 
 
-def _drop_records_after(path: str, step: int) -> None:
+def drop_records_after(path: str, step: int) -> None:
     """Rewrite ``path`` (atomically) without the records of steps after ``step``."""
     with open(path) as f:
         lines = f.readlines()

@@ -1,0 +1,126 @@
+"""Fork a training run: a new workdir that starts from one checkpoint of an existing one.
+
+    python -m grux.train.fork runs/nott-decay20 runs/nott-decay30 --step 13880
+    python -m grux.train --config configs/music_beyond.py:nottingham \\
+        --workdir runs/nott-decay30 --config.optimizer.decay_start=20820
+
+The second command resumes the fork like any interrupted run (the trainer restores the
+newest checkpoint in its workdir), with whatever config it is given: a schedule search whose
+points share their first epochs (the learning rate constant up to a decay start) trains those
+epochs once. The fork holds exactly what the source held at that step:
+
+* ``checkpoints/<step>``, copied (train state, data position, best-metric tracking); with the
+  same config the continued run is bitwise the source's own continuation;
+* ``best/<b>`` if the source's best checkpoint is from step ``b <= step`` (a later best is not
+  the fork's; the best value up to ``step`` is still tracked, in the checkpoint's meta);
+* ``metrics.jsonl`` and ``config_history.jsonl`` without the records of later steps, then a
+  ``{"event": "fork", "source": ..., "step": ...}`` record in ``metrics.jsonl``; the next
+  start appends its config to ``config_history.jsonl`` and reports the fields that changed;
+* the other files of the workdir (``config.json``, the task's artifacts, ``tensorboard/``,
+  whose events after ``step`` the next start purges); not ``summary.json``, nor
+  ``quarantine/`` or the lock.
+
+The source is only read (it may be training meanwhile: orbax renames a checkpoint into place
+when it is complete, so only finished ones are listed). The destination must not exist or be
+an empty directory: it is assembled beside itself and renamed into place, so a failed fork
+leaves nothing behind and never touches an existing run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from grux.train.errors import WorkdirError
+from grux.train.trainer import CONFIG_HISTORY, LOCK_FILE
+from grux.train.writers import drop_records_after
+
+NOT_COPIED = {"checkpoints", "best", "quarantine", "summary.json", LOCK_FILE}
+
+
+def saved_checkpoint_steps(directory: str) -> list[int]:
+    """The finished checkpoint steps under ``directory`` (orbax's ``<step>`` folders; its
+    temporary folders of unfinished saves carry a suffix and are skipped), ascending."""
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory)
+                  if n.isdigit() and os.path.isdir(os.path.join(directory, n)))
+
+
+def fork_workdir(source: str, destination: str, step: int | None = None) -> int:
+    """Create ``destination`` from checkpoint ``step`` of the workdir ``source`` (default: its
+    newest periodic checkpoint); return the step. Raises :class:`WorkdirError` naming the
+    problem (no such workdir or step, a destination in use) before anything is written."""
+    source, destination = os.path.abspath(source), os.path.abspath(destination)
+    periodic = saved_checkpoint_steps(os.path.join(source, "checkpoints"))
+    best = saved_checkpoint_steps(os.path.join(source, "best"))
+    if not periodic and not best:
+        raise WorkdirError(f"fork source {source}: no checkpoints/ or best/ checkpoints there "
+                           "(is it a grux workdir?)")
+    if step is None:
+        if not periodic:
+            raise WorkdirError(f"fork source {source}: no periodic checkpoint; give --step, "
+                               f"one of the best checkpoints {best}")
+        step = periodic[-1]
+    if step not in periodic and step not in best:
+        raise WorkdirError(f"--step {step}: {source} has no checkpoint of that step; saved: "
+                           f"{sorted(set(periodic) | set(best))}")
+    if os.path.commonpath([source, destination]) in (source, destination):
+        raise WorkdirError(f"fork destination {destination} and source {source} must not "
+                           "lie inside each other")
+    if os.path.exists(destination) and not (os.path.isdir(destination)
+                                            and not os.listdir(destination)):
+        raise WorkdirError(f"fork destination {destination} exists and is not an empty "
+                           "directory; a fork never writes into an existing run")
+    parent = os.path.dirname(destination)
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".{os.path.basename(destination)}.fork-{os.getpid()}")
+    try:
+        shutil.copytree(source, staging, ignore=lambda d, names: (
+            NOT_COPIED & set(names) if d == source else set()))
+        checkpoint = "checkpoints" if step in periodic else "best"
+        shutil.copytree(os.path.join(source, checkpoint, str(step)),
+                        os.path.join(staging, checkpoint, str(step)))
+        kept_best = [b for b in best if b <= step and not (checkpoint == "best" and b == step)]
+        for b in kept_best:
+            shutil.copytree(os.path.join(source, "best", str(b)),
+                            os.path.join(staging, "best", str(b)))
+        for name in ("metrics.jsonl", CONFIG_HISTORY):
+            if os.path.isfile(os.path.join(staging, name)):
+                drop_records_after(os.path.join(staging, name), step)
+        with open(os.path.join(staging, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps({"step": step, "event": "fork", "source": source}) + "\n")
+        if os.path.isdir(destination):
+            os.rmdir(destination)  # empty (checked above); rename needs the name free
+        os.rename(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return step
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m grux.train.fork",
+        description="Start a new workdir from one checkpoint of an existing run; then run "
+                    "python -m grux.train with the new workdir (and any config) to continue it.")
+    p.add_argument("source", help="the workdir to fork (only read)")
+    p.add_argument("destination", help="the new workdir (must not exist, or be empty)")
+    p.add_argument("--step", type=int, default=None,
+                   help="the checkpoint step (default: the newest periodic checkpoint)")
+    a = p.parse_args(argv)
+    try:
+        step = fork_workdir(a.source, a.destination, a.step)
+    except WorkdirError as e:
+        print(f"grux-fork: error: {e}", file=sys.stderr)
+        return 2
+    print(f"forked {os.path.abspath(a.source)} at step {step} into "
+          f"{os.path.abspath(a.destination)}; continue it with python -m grux.train --config "
+          f"... --workdir {a.destination}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
