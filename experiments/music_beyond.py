@@ -13,7 +13,13 @@ outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent w
 (``--weight_decays``) and the decay of the parameter average that evaluation uses
 (``--ema_decays``, ``optimizer.ema_decay``, 0: none), with ``--batch`` pieces per update
 (default: the config's, one piece on JSB Chorales) and the epoch at which the learning rate
-starts to halve (``--decay_starts``, default: the config's; ``--epochs`` caps every run).
+starts to halve (``--decay_starts``, default: the config's; ``--epochs`` caps every run;
+optax's staircase decay halves the rate first ``decay_every`` epochs after it). With
+``--fork`` a new point starts from the checkpoint of an earlier point that trained the same
+updates up to it (``grux.train.fork``): a later decay start continues the run of an earlier
+one from its last checkpoint before their rates part, so a search over decay starts trains
+the shared epochs once; the record names the source (its train time counts the source's
+shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
@@ -75,10 +81,12 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
-          decay_start: int | None, quick: bool, epochs: int | None = None) -> dict:
+          decay_start: int | None, quick: bool, epochs: int | None = None,
+          fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
-    cap when given."""
+    cap when given. With ``fork``, a point not started yet starts from the checkpoint of
+    another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
@@ -97,7 +105,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
         if epochs is not None:
             overrides.append(f"--config.num_train_steps={epochs * spe}")
     s = runs.train(f"{CONFIG}:{dataset},{cell},{batch}", workdir,
-                   overrides + (QUICK if quick else []), quick)
+                   overrides + (QUICK if quick else []), quick, fork=fork)
     with open(os.path.join(workdir, "config.json")) as f:
         config = json.load(f)
     per_epoch, o = config["eval"]["every_steps"], config["optimizer"]
@@ -110,7 +118,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
            "validation": s["best"]["value"], "test": best["test"]["loss"],
            "test_after_first_frame": best["test"]["nll_after_first_frame"],
-           "train_seconds": s["train_seconds"]}
+           "train_seconds": s["train_seconds"], "forked_from": runs.forked_from(workdir)}
     print(f"  {dataset:>12} {cell:>4} {size:>6} input dropout {input_dropout:g} dropout "
           f"{dropout:g} weight dropout {weight_dropout:g} weight decay {weight_decay:g} "
           f"average {ema_decay:g} batch {batch}: validation "
@@ -135,9 +143,13 @@ def record_key(r: dict) -> str:
 def settings(r: dict) -> str:
     average = (f", evaluated with the parameter average (decay {r['ema_decay']:g})"
                if r["ema_decay"] else "")
+    fork = r.get("forked_from")
+    forked = (f" (forked from {fork['source']} at epoch "
+              f"{fork['step'] / r['steps_per_epoch']:g})" if fork else "")
     return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
             f"weight dropout {r['weight_dropout']:g}, "
-            f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}")
+            f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}"
+            f"{forked}")
 
 
 def table(records: list[dict]) -> list[str]:
@@ -192,6 +204,10 @@ def main(argv=None) -> None:
                         "config's)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epoch cap of every run (default: the config's)")
+    p.add_argument("--fork", action="store_true",
+                   help="start each new point from the checkpoint of an earlier point under "
+                        "--root that trains the same updates up to it (e.g. the same "
+                        "settings with a later decay start), instead of from scratch")
     p.add_argument("--batch", type=int, default=None,
                    help="pieces per update (default: the config's for each dataset)")
     runs.add_sweep_arguments(p, "music_beyond", jobs=1)
@@ -241,7 +257,7 @@ def main(argv=None) -> None:
         r.setdefault("ema_decay", 0.0)
     done = {record_key(r): r for r in earlier}
     failed: list = []
-    train_one = functools.partial(train, a.root, quick=a.quick, epochs=a.epochs)
+    train_one = functools.partial(train, a.root, quick=a.quick, epochs=a.epochs, fork=a.fork)
     for _, record in runs.each_result(jobs, train_one, a.jobs,
                                       functools.partial(run_dir, a.root), failed):
         done[record_key(record)] = record

@@ -19,14 +19,18 @@ QUICK = ["--config.num_train_steps=4", "--config.eval.every_steps=2",
          "--config.checkpoint.every_steps=4", "--config.log.every_steps=2"]
 
 
-def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = False) -> dict:
+def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = False,
+          fork: bool = False) -> dict:
     """``python -m grux.train --config=<config> --workdir=<workdir> <overrides>`` (a few steps
     with ``quick``); returns the run's ``summary.json`` plus ``wall_seconds`` (this call)
-    and ``train_seconds`` (every invocation's training time, :func:`training_seconds`)."""
-    cmd = [sys.executable, "-m", "grux.train", f"--config={config}", f"--workdir={workdir}",
-           *overrides, "--config.log.progress=False", "--config.log.tensorboard=False"]
-    if quick:
-        cmd += QUICK
+    and ``train_seconds`` (every invocation's training time, :func:`training_seconds`).
+    With ``fork``, a run not started yet first forks the checkpoint of a workdir beside it
+    that shares the most of its updates (:func:`fork_closest`)."""
+    args = [f"--config={config}", *overrides, "--config.log.progress=False",
+            "--config.log.tensorboard=False", *(QUICK if quick else [])]
+    if fork and not os.path.exists(workdir):
+        fork_closest(args, workdir)
+    cmd = [sys.executable, "-m", "grux.train", f"--workdir={workdir}", *args]
     t0 = time.time()
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
@@ -36,6 +40,33 @@ def train(config: str, workdir: str, overrides: list[str] = (), quick: bool = Fa
     summary["wall_seconds"] = time.time() - t0
     summary["train_seconds"] = training_seconds(workdir)
     return summary
+
+
+def fork_closest(args: list[str], workdir: str) -> tuple[str, int] | None:
+    """Create ``workdir`` as a fork (``grux.train.fork``) of the checkpoint, among the workdirs
+    beside it, from which a run of the command-line ``args`` would train the same updates
+    (same config but for logging / saving / evaluation, and the same learning rates up to
+    that step: e.g. a decay that starts later), taking the one with the most updates; return
+    ``(source workdir, step)``, or None (and create nothing) if no checkpoint is shared."""
+    from grux.train.fork import closest_fork, fork_workdir
+    from grux.train.main import parse_command_line
+    config = json.loads(parse_command_line(args)[0].to_json_best_effort())
+    parent = os.path.dirname(os.path.abspath(workdir))
+    siblings = sorted(os.path.join(parent, n) for n in os.listdir(parent)) if os.path.isdir(
+        parent) else []
+    found = closest_fork([w for w in siblings if w != os.path.abspath(workdir)], config)
+    if found is not None:
+        fork_workdir(found[0], workdir, found[1])
+        print(f"  {os.path.basename(workdir)}: forked from {os.path.basename(found[0])} at "
+              f"step {found[1]}", flush=True)
+    return found
+
+
+def forked_from(workdir: str) -> dict | None:
+    """``{"source", "step"}`` of the fork a workdir started as, or None."""
+    events = [r for r in read_metrics(workdir) if r.get("event") == "fork"]
+    return {"source": os.path.basename(events[-1]["source"]), "step": events[-1]["step"]} if (
+        events) else None
 
 
 def training_seconds(workdir: str) -> float:

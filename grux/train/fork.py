@@ -33,11 +33,19 @@ import os
 import shutil
 import sys
 
+import ml_collections
+import numpy as np
+
 from grux.train.errors import WorkdirError
 from grux.train.trainer import CONFIG_HISTORY, LOCK_FILE
 from grux.train.writers import drop_records_after
 
 NOT_COPIED = {"checkpoints", "best", "quarantine", "summary.json", LOCK_FILE}
+# config sections that decide what is logged, saved and evaluated when, never an update
+NOT_TRAINING = ("log", "checkpoint", "eval")
+# optimizer fields that only shape the learning-rate schedule, compared by its values instead
+SCHEDULE_FIELDS = ("learning_rate", "warmup_steps", "schedule", "decay_start", "decay_every",
+                   "decay_rate", "end_factor")
 
 
 def saved_checkpoint_steps(directory: str) -> list[int]:
@@ -99,6 +107,87 @@ def fork_workdir(source: str, destination: str, step: int | None = None) -> int:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return step
+
+
+def _filled(config: dict, defaults: dict) -> dict:
+    """``config`` with the fields it lacks (a record of an older grux, before the field
+    existed) taken from ``defaults``: an option that did not exist was off."""
+    out = dict(config)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(out[k], dict):
+            out[k] = _filled(out[k], v)
+    return out
+
+
+def _training_fields(config: dict) -> dict:
+    from grux.train.config import base_config
+    defaults = json.loads(base_config(config["task"]["name"]).to_json_best_effort())
+    config = _filled(config, defaults)
+    out = {k: v for k, v in config.items() if k not in NOT_TRAINING and k != "num_train_steps"}
+    out["optimizer"] = {k: v for k, v in config["optimizer"].items()
+                        if k not in SCHEDULE_FIELDS}
+    return out
+
+
+def _learning_rates(config: dict, start: int, stop: int) -> np.ndarray:
+    from grux.train.config import base_config
+    from grux.train.optim import make_schedule
+    defaults = json.loads(base_config(config["task"]["name"]).to_json_best_effort())
+    schedule = make_schedule(ml_collections.ConfigDict(_filled(config, defaults)["optimizer"]),
+                             config["num_train_steps"])
+    return np.asarray(schedule(np.arange(start, stop)))
+
+
+def shared_steps(history: list[dict], config: dict) -> int:
+    """How many first updates of a run whose ``config_history.jsonl`` records are ``history``
+    are the updates a new run of ``config`` (a config dict) makes: a checkpoint of that run
+    at a step up to this number is where the new run would be then, so forking it there
+    trains the same. Each record's config rules from its step until a later record's step
+    (a resume from an earlier checkpoint overrides what followed it); the configs must agree
+    on every field but the ones that only decide logging, saving and evaluation
+    (``NOT_TRAINING``), ``num_train_steps`` and the schedule fields, and the learning rates
+    the two schedules give are compared step by step (so a decay that starts later, a
+    changed warm-up or a cosine of another length all count from where they differ)."""
+    horizon = config["num_train_steps"]
+    segments: list[tuple[int, float, dict]] = []
+    for record in history:
+        s = record["step"]
+        segments = [(a, min(b, s), c) for a, b, c in segments if a < s]
+        segments.append((s, float("inf"), record["config"]))
+    if not segments or segments[0][0] != 0:
+        return 0
+    for start, stop, c in segments:
+        stop = int(min(stop, horizon))
+        if start >= stop:
+            break
+        if _training_fields(c) != _training_fields(config):
+            return start
+        differ = np.flatnonzero(_learning_rates(c, start, stop)
+                                != _learning_rates(config, start, stop))
+        if differ.size:
+            return start + int(differ[0])
+    return horizon
+
+
+def closest_fork(workdirs: list[str], config: dict) -> tuple[str, int] | None:
+    """``(workdir, step)``: among ``workdirs``, the checkpoint with the most updates that a
+    new run of ``config`` would share (:func:`shared_steps`), or None if none shares one."""
+    best = None
+    for w in workdirs:
+        path = os.path.join(w, CONFIG_HISTORY)
+        if not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            history = [json.loads(line) for line in f if line.strip()]
+        limit = shared_steps(history, config)
+        steps = [s for s in (saved_checkpoint_steps(os.path.join(w, "checkpoints"))
+                             + saved_checkpoint_steps(os.path.join(w, "best")))
+                 if 0 < s <= limit]
+        if steps and (best is None or max(steps) > best[1]):
+            best = (w, max(steps))
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -368,6 +368,24 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["batch_size"] == 1                                  # one piece per update
     assert cfg["optimizer"]["decay_start"] == 3 * 229               # --decay_starts, in epochs
+    assert rec["forked_from"] is None
+
+    # --fork: a later decay start continues the run above from its checkpoint (the quick
+    # runs are 4 steps, so the fork is at step 4, before either decay)
+    out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
+                                             "--sizes", "32x2", "--weight_dropouts", "0.5",
+                                             "--ema_decays", "0.9", "--decay_starts", "5",
+                                             "--fork", "--root", str(tmp_path / "runs"),
+                                             "--out", str(tmp_path / "out")],
+                         data_dir, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"forked from {workdir.name} at step 4" in out.stdout
+    forked = next(r for r in json.loads((tmp_path / "out" / "music_beyond_quick.json")
+                                        .read_text()) if "from epoch 5" in r["schedule"])
+    assert forked["forked_from"] == {"source": workdir.name, "step": 4}
+    epoch = 4 / forked["steps_per_epoch"]
+    assert f"(forked from {workdir.name} at epoch {epoch:g})" in (
+        tmp_path / "out" / "music_beyond_quick.md").read_text()
 
 
 def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):

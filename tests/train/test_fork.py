@@ -137,3 +137,70 @@ def test_bad_fork_arguments_are_one_line_errors_that_write_nothing(tmp_path, cap
     assert {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")} == before
     if case == "missing step":
         assert "saved: [10, 20]" in err
+
+
+def echo_config(**optimizer):
+    """The echo task's default config as the trainer records it, with optimizer fields."""
+    from grux.train import base_config
+    c = json.loads(base_config("echo").to_json_best_effort())
+    c["num_train_steps"] = 100
+    c["optimizer"].update({"schedule": "exponential", "decay_every": 5, "decay_rate": 0.5,
+                           **optimizer})
+    return c
+
+
+def history(*records):
+    return [{"step": s, "config": c} for s, c in records]
+
+
+def test_shared_steps_follow_the_learning_rates_and_the_training_fields():
+    from grux.train.fork import shared_steps
+    early, late = echo_config(decay_start=10), echo_config(decay_start=20)
+    assert shared_steps(history((0, early)), early) == 100           # the same run
+    # optax's staircase decay halves first decay_every steps after decay_start: 10 + 5
+    assert shared_steps(history((0, early)), late) == 15
+    assert shared_steps(history((0, late)), early) == 15
+    # a record rules from its step: the early schedule only for steps 0..11 here
+    assert shared_steps(history((0, early), (12, late)), late) == 100
+    assert shared_steps(history((0, early), (16, late)), late) == 15
+    # a resume from an earlier step replaces what followed it
+    assert shared_steps(history((0, late), (30, early), (12, late)), late) == 100
+    # logging, saving and evaluation do not count; the model and the data do
+    quiet = json.loads(json.dumps(late))
+    quiet["log"]["every_steps"], quiet["eval"]["every_steps"] = 7, 13
+    quiet["checkpoint"]["every_steps"], quiet["num_train_steps"] = 9, 60
+    assert shared_steps(history((0, late)), quiet) == 60
+    wider = json.loads(json.dumps(late))
+    wider["model"]["hidden"] += 1
+    assert shared_steps(history((0, late), (40, wider)), late) == 40
+    assert shared_steps(history((0, wider)), late) == 0
+    # a record of an older grux without a field: the field's default (an option that was off)
+    old = json.loads(json.dumps(late))
+    del old["optimizer"]["ema_decay"]
+    assert shared_steps(history((0, old)), late) == 100
+    averaged = echo_config(decay_start=20, ema_decay=0.9)
+    assert shared_steps(history((0, old)), averaged) == 0
+    # a cosine of another length differs from its first decayed step
+    cos = echo_config(schedule="cosine")
+    short = dict(cos, num_train_steps=50)
+    assert shared_steps(history((0, short)), cos) == 1
+
+
+def test_closest_fork_takes_the_latest_shared_checkpoint(tmp_path):
+    from grux.train.fork import closest_fork
+    early, late, later = (echo_config(decay_start=d) for d in (10, 20, 40))
+    for name, config, steps in (("a", early, [10, 15, 20]), ("b", late, [10, 20, 30]),
+                                ("c", later, [5]), ("d", echo_config(decay_start=90), [])):
+        (tmp_path / name).mkdir()
+        for s in steps:
+            (tmp_path / name / "checkpoints" / str(s)).mkdir(parents=True)
+        (tmp_path / name / "config_history.jsonl").write_text(
+            json.dumps({"step": 0, "config": config}) + "\n")
+    dirs = [str(tmp_path / n) for n in "abcd"]
+    # decay from 30: shares 15 updates with a, 25 with b (20 saved), 35 with c (5 saved)
+    assert closest_fork(dirs, echo_config(decay_start=30)) == (str(tmp_path / "b"), 20)
+    # decay from 10: all of a (its own schedule), 15 updates of b (10 saved)
+    assert closest_fork(dirs, echo_config(decay_start=10)) == (str(tmp_path / "a"), 20)
+    assert closest_fork(dirs[3:], echo_config(decay_start=30)) is None  # no checkpoint
+    other = echo_config(decay_start=30, learning_rate=0.5)
+    assert closest_fork(dirs, other) is None
