@@ -251,19 +251,28 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"music_beyond{suffix}.json")
-    earlier = runs.load_results(json_path, [])
-    for r in earlier:  # searches before weight dropout / averaging existed ran without them
-        r.setdefault("weight_dropout", 0.0)
-        r.setdefault("ema_decay", 0.0)
-    done = {record_key(r): r for r in earlier}
+    new = {}
     failed: list = []
     train_one = functools.partial(train, a.root, quick=a.quick, epochs=a.epochs, fork=a.fork)
     for _, record in runs.each_result(jobs, train_one, a.jobs,
                                       functools.partial(run_dir, a.root), failed):
-        done[record_key(record)] = record
-    records = list(done.values())
-    print(runs.save_results(records, json_path, table(records), a.quick))
+        new[record_key(record)] = record
+    # the records of earlier invocations are read now, under the results folder's lock, not
+    # when this sweep started: another sweep into the same file may have saved runs since
+    with runs.results_folder_locked(json_path):
+        done = {record_key(r): r for r in map(with_defaults, runs.load_results(json_path, []))}
+        records = list({**done, **new}.values())
+        print(runs.save_results(records, json_path, table(records), a.quick))
     runs.exit_if_failed(failed)
+
+
+def with_defaults(r: dict) -> dict:
+    """A record of an earlier search: those before weight dropout / averaging ran without."""
+    r = dict(r)
+    r.setdefault("weight_dropout", 0.0)
+    r.setdefault("ema_decay", 0.0)
+    return r
+
 
 if __name__ == "__main__":
     main()

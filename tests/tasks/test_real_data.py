@@ -469,3 +469,37 @@ def test_training_seconds_leaves_out_the_time_a_run_was_stopped(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert runs.training_seconds(str(tmp_path)) == 14.5
     assert [r["step"] for r in read_metrics(str(tmp_path))] == [5, 10, 10, 10, 15, 20]
+
+
+def test_music_beyond_keeps_the_runs_another_sweep_saved_meanwhile(tmp_path, monkeypatch):
+    """Two sweeps into one results file: the runs the other one saved while this one trained
+    stay in the file (they were lost when a sweep wrote back what it had read at its start)."""
+    import json
+
+    music_beyond = experiment_module("music_beyond")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def record(dropout, validation):
+        return {"dataset": "nottingham", "cell": "gru", "size": "8x1", "input_dropout": 0.0,
+                "dropout": dropout, "weight_dropout": 0.0, "weight_decay": 0.0,
+                "ema_decay": 0.0, "batch": 1, "schedule": "adamw 0.001", "parameters": 10,
+                "best_step": 2, "step": 4, "steps_per_epoch": 2, "status": "completed",
+                "validation": validation, "test": validation, "test_after_first_frame":
+                validation, "train_seconds": 1.0, "forked_from": None}
+
+    def train(root, dataset, cell, size, input_dropout, dropout, *rest, **kw):
+        # meanwhile another sweep finishes a run and saves it
+        (out / "music_beyond.json").write_text(json.dumps([record(0.5, 3.0)]))
+        return record(dropout, 4.0)
+
+    monkeypatch.setattr(music_beyond, "train", train)
+    monkeypatch.setattr(music_beyond, "batch_for", lambda dataset, batch: 1)
+    music_beyond.main(["--datasets", "nottingham", "--sizes", "8x1", "--dropouts", "0.3",
+                       "--weight_decays", "0", "--weight_dropouts", "0", "--ema_decays", "0",
+                       "--root", str(tmp_path / "runs"), "--out", str(out)])
+    saved = json.loads((out / "music_beyond.json").read_text())
+    assert sorted(r["dropout"] for r in saved) == [0.3, 0.5]
+    chosen = next(line for line in (out / "music_beyond.md").read_text().splitlines()
+                  if line.startswith("| Nottingham | gru |"))
+    assert "dropout 0.5" in chosen            # the other sweep's run has the lower validation
