@@ -150,13 +150,14 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"chung2014_knobs{suffix}.json")
-    records = {(r["dataset"], r["cell"], r["variant"]): r
-               for r in runs.load_results(json_path, [])}
+    records: dict = {}   # this invocation's runs
     failed: list[str] = []
 
     def save() -> str:
-        rows = list(records.values())
-        return runs.save_results(rows, json_path, table(rows), a.quick)
+        # the earlier runs are read at each save, under the results folder's lock: another
+        # search into the same file may have saved runs since this one started
+        return runs.merge_results(records, json_path, table, a.quick,
+                                  key=lambda r: (r["dataset"], r["cell"], r["variant"]))[1]
 
     train_one = functools.partial(train, a.root, a.quick)
     for job, record in runs.each_result(jobs, train_one, a.jobs, lambda *j: "-".join(j),

@@ -259,10 +259,8 @@ def main(argv=None) -> None:
         new[record_key(record)] = record
     # the records of earlier invocations are read now, under the results folder's lock, not
     # when this sweep started: another sweep into the same file may have saved runs since
-    with runs.results_folder_locked(json_path):
-        done = {record_key(r): r for r in map(with_defaults, runs.load_results(json_path, []))}
-        records = list({**done, **new}.values())
-        print(runs.save_results(records, json_path, table(records), a.quick))
+    print(runs.merge_results(new, json_path, table, a.quick, key=record_key,
+                             upgrade=with_defaults)[1])
     runs.exit_if_failed(failed)
 
 

@@ -172,13 +172,20 @@ def results_folder_locked(json_path: str):
 
 
 def merge_results(new: dict, json_path: str, lines_of, quick: bool,
-                  quick_runs: str = "a few steps per model") -> tuple[dict, str]:
+                  quick_runs: str = "a few steps per model", key=None, upgrade=None):
     """Add the runs ``new`` (key → record) to those ``json_path`` holds and write both files
     (:func:`save_results`, the table ``lines_of(results)``) under the folder's lock: a read
     then a write by one sweep can otherwise interleave with another sweep's and drop the runs
-    it saved in between. Returns the merged results and the Markdown."""
+    it saved in between. The file holds a dict of the same keys, or, given ``key``, a list of
+    records that ``key(record)`` tells apart (``upgrade`` first brings an earlier record to
+    the current fields). A run in ``new`` replaces the file's record of the same key. Returns
+    the merged results (a dict or a list, as the file holds) and the Markdown."""
     with results_folder_locked(json_path):
-        results = {**load_results(json_path, {}), **new}
+        if key is None:
+            results = {**load_results(json_path, {}), **new}
+        else:
+            earlier = map(upgrade or (lambda r: r), load_results(json_path, []))
+            results = list({**{key(r): r for r in earlier}, **new}.values())
         return results, save_results(results, json_path, lines_of(results), quick, quick_runs)
 
 

@@ -139,12 +139,12 @@ def main(argv=None) -> None:
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"speech{suffix}.json")
-    # keep the parts this invocation does not rerun
-    results: dict = {k: v for k, v in runs.load_results(json_path, {}).items()
-                     if k not in parts}
+    results: dict = {}   # the parts this invocation reruns, each replacing the file's
 
     def save() -> str:
-        return runs.save_results(results, json_path, tables(results), a.quick)
+        # the other parts are read at each save, under the results folder's lock: another
+        # invocation into the same file may have saved parts since this one started
+        return runs.merge_results(results, json_path, tables, a.quick)[1]
 
     print(f"speech tables: parts {parts}, cells {cells} → {a.root}", flush=True)
     if "isolated" in parts:

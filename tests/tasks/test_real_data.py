@@ -503,3 +503,64 @@ def test_music_beyond_keeps_the_runs_another_sweep_saved_meanwhile(tmp_path, mon
     chosen = next(line for line in (out / "music_beyond.md").read_text().splitlines()
                   if line.startswith("| Nottingham | gru |"))
     assert "dropout 0.5" in chosen            # the other sweep's run has the lower validation
+
+
+def test_chung2014_knobs_keeps_the_runs_another_search_saved_meanwhile(tmp_path, monkeypatch):
+    """As for music_beyond: the knob search read the results file when it started and wrote
+    it back after every run, dropping the rows another search saved in between."""
+    import json
+
+    knobs = experiment_module("chung2014_knobs")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def record(variant, validation):
+        return {"dataset": "nottingham", "cell": "gru", "variant": variant,
+                "change": knobs.VARIANTS[variant][0], "best_epoch": 1, "epochs": 2,
+                "ended_by": "epoch cap", "validation": validation, "test": validation,
+                "train_minutes": 0.1}
+
+    def train(root, quick, dataset, cell, variant):
+        # meanwhile another search finishes a run and saves it
+        (out / "chung2014_knobs.json").write_text(json.dumps([record("lr=0.03", 3.0)]))
+        return record(variant, 4.0)
+
+    monkeypatch.setattr(knobs, "train", train)
+    knobs.main(["--datasets", "nottingham", "--cells", "gru", "--variants", "base",
+                "--root", str(tmp_path / "runs"), "--out", str(out), "--jobs", "1"])
+    saved = json.loads((out / "chung2014_knobs.json").read_text())
+    assert sorted(r["variant"] for r in saved) == ["base", "lr=0.03"]
+    assert "| learning rate 0.03 |" in (out / "chung2014_knobs.md").read_text()
+
+
+def test_speech_keeps_the_parts_another_invocation_saved_meanwhile(tmp_path, monkeypatch):
+    """The speech tables: a part another invocation saves while this one trains stays in the
+    file; the part this one reruns replaces the file's."""
+    import json
+
+    speech = experiment_module("speech")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def result(name, error):
+        return {"name": name, "cell": "gru", "parameters": 10, "train_seconds": 6.0,
+                "best_step": 1, "steps": 2, "validation": {"token_error_rate": error},
+                "test": {"token_error_rate": error, "sentence_error_rate": error}}
+
+    (out / "speech.json").write_text(json.dumps(
+        {"connected": {"runs": [result("old connected", 0.9)]}}))
+
+    def run(root, name, config, cell, quick):
+        # meanwhile another invocation saves the speaker-independent part
+        (out / "speech.json").write_text(json.dumps(
+            {"connected": {"runs": [result("old connected", 0.9)]},
+             "connected_si": {"runs": [{**result("si", 0.2), "speaker": "george"}]}}))
+        return result(name, 0.1)
+
+    monkeypatch.setattr(speech, "run", run)
+    speech.main(["--parts", "connected", "--cells", "gru", "--root", str(tmp_path / "runs"),
+                 "--out", str(out)])
+    saved = json.loads((out / "speech.json").read_text())
+    assert sorted(saved) == ["connected", "connected_si"]
+    assert [r["name"] for r in saved["connected"]["runs"]] == ["connected-gru"]
+    assert saved["connected_si"]["runs"][0]["speaker"] == "george"
