@@ -28,6 +28,7 @@ leaves nothing behind and never touches an existing run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -121,10 +122,16 @@ def _filled(config: dict, defaults: dict) -> dict:
     return out
 
 
-def _training_fields(config: dict) -> dict:
+@functools.lru_cache(maxsize=None)
+def _defaults_json(task_name: str) -> str:
+    """The task's default config as JSON, built once per task (closest_fork compares every
+    record of every workdir's history; a fresh copy is parsed for each)."""
     from grux.train.config import base_config
-    defaults = json.loads(base_config(config["task"]["name"]).to_json_best_effort())
-    config = _filled(config, defaults)
+    return base_config(task_name).to_json_best_effort()
+
+
+def _training_fields(config: dict) -> dict:
+    config = _filled(config, json.loads(_defaults_json(config["task"]["name"])))
     out = {k: v for k, v in config.items() if k not in NOT_TRAINING and k != "num_train_steps"}
     out["optimizer"] = {k: v for k, v in config["optimizer"].items()
                         if k not in SCHEDULE_FIELDS}
@@ -132,9 +139,8 @@ def _training_fields(config: dict) -> dict:
 
 
 def _learning_rates(config: dict, start: int, stop: int) -> np.ndarray:
-    from grux.train.config import base_config
     from grux.train.optim import make_schedule
-    defaults = json.loads(base_config(config["task"]["name"]).to_json_best_effort())
+    defaults = json.loads(_defaults_json(config["task"]["name"]))
     schedule = make_schedule(ml_collections.ConfigDict(_filled(config, defaults)["optimizer"]),
                              config["num_train_steps"])
     return np.asarray(schedule(np.arange(start, stop)))
