@@ -13,7 +13,8 @@ outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent w
 (``--weight_decays``) and the decay of the parameter average that evaluation uses
 (``--ema_decays``, ``optimizer.ema_decay``, 0: none), with ``--batch`` pieces per update
 (default: the config's, one piece on JSB Chorales) and the epoch at which the learning rate
-starts to halve (``--decay_starts``, default: the config's; ``--epochs`` caps every run;
+starts to halve (``--decay_starts``, default: the config's; ``--learning_rates``, AdamW's
+rate, default: the config's; ``--epochs`` caps every run;
 optax's staircase decay halves the rate first ``decay_every`` epochs after it). With
 ``--fork`` a new point starts from the checkpoint of an earlier point that trained the same
 updates up to it (``grux.train.fork``): a later decay start continues the run of an earlier
@@ -23,7 +24,7 @@ shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0 and ``-decay<epoch>`` if given), so an interrupted search resumes and finished runs
+are not 0, ``-decay<epoch>`` and ``-lr<rate>`` if given), so an interrupted search resumes and finished runs
 are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
@@ -68,35 +69,38 @@ def batch_for(dataset: str, batch: int | None) -> int:
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
             weight_dropout: float, ema_decay: float = 0.0,
-            decay_start: int | None = None) -> str:
+            decay_start: int | None = None, learning_rate: float | None = None) -> str:
     # no suffix without weight dropout / averaging / a decay start of its own, so the
     # workdirs of earlier searches are reused (the epoch cap is not in the name: a longer cap
     # resumes a run)
     suffix = ((f"-wdr{weight_dropout:g}" if weight_dropout else "")
               + (f"-ema{ema_decay:g}" if ema_decay else "")
-              + (f"-decay{decay_start}" if decay_start is not None else ""))
+              + (f"-decay{decay_start}" if decay_start is not None else "")
+              + (f"-lr{learning_rate:g}" if learning_rate is not None else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
 
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
-          decay_start: int | None, quick: bool, epochs: int | None = None,
-          fork: bool = False) -> dict:
+          decay_start: int | None, learning_rate: float | None, quick: bool,
+          epochs: int | None = None, fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
-    cap when given. With ``fork``, a point not started yet starts from the checkpoint of
+    cap when given, ``learning_rate`` its AdamW rate. With ``fork``, a point not started yet starts from the checkpoint of
     another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
-                      weight_dropout, ema_decay, decay_start)
+                      weight_dropout, ema_decay, decay_start, learning_rate)
     overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
                  f"--config.model.weight_dropout={weight_dropout}",
                  f"--config.optimizer.weight_decay={weight_decay}",
                  f"--config.optimizer.ema_decay={ema_decay}"]
+    if learning_rate is not None:
+        overrides.append(f"--config.optimizer.learning_rate={learning_rate}")
     if decay_start is not None or epochs is not None:
         from grux.train.main import load_config_file
         spe = load_config_file(f"{CONFIG}:{dataset},{cell},{batch}").eval.every_steps
@@ -202,6 +206,8 @@ def main(argv=None) -> None:
     p.add_argument("--decay_starts", default="",
                    help="epochs at which the learning rate starts to halve (default: the "
                         "config's)")
+    p.add_argument("--learning_rates", default="",
+                   help="AdamW learning rates (default: the config's)")
     p.add_argument("--epochs", type=int, default=None,
                    help="epoch cap of every run (default: the config's)")
     p.add_argument("--fork", action="store_true",
@@ -234,6 +240,12 @@ def main(argv=None) -> None:
         p.error("--decay_starts is a comma-separated list of whole epochs")
     if any(d is not None and d < 0 for d in decay_starts):
         p.error(f"--decay_starts must be >= 0, got {a.decay_starts}")
+    try:
+        learning_rates = [float(x) for x in a.learning_rates.split(",") if x] or [None]
+    except ValueError:
+        p.error("--learning_rates is a comma-separated list of numbers")
+    if any(lr is not None and not lr > 0 for lr in learning_rates):
+        p.error(f"--learning_rates must be positive, got {a.learning_rates}")
     if a.epochs is not None and a.epochs <= 0:
         p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
@@ -241,11 +253,11 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds)
-            for d, c, s, i, r, w, wr, e, ds in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr)
+            for d, c, s, i, r, w, wr, e, ds, lr in itertools.product(
                 datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
                 grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"],
-                decay_starts)]
+                decay_starts, learning_rates)]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)

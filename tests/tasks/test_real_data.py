@@ -346,7 +346,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
                                              "--ema_decays", "0.9", "--decay_starts", "3",
-                                             "--epochs", "7",
+                                             "--learning_rates", "0.002", "--epochs", "7",
                                              "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -356,18 +356,20 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| JSB Chorales | gru |"))
     assert "| 8.10 | 8.43 | 8.45 |" in row                      # Bai et al. 2018, issue 16
     assert "weight dropout 0.5" in row and "parameter average (decay 0.9)" in row
+    assert "adamw 0.002," in row                                # --learning_rates
     (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
     assert rec["size"] == "32x2" and rec["parameters"] > 0 and rec["weight_dropout"] == 0.5
     assert rec["ema_decay"] == 0.9
     assert f"{rec['parameters']:,}" in row
     assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
-    workdir = tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3"
+    workdir = tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3-lr0.002"
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
     assert cfg["model"]["weight_dropout"] == 0.5 and cfg["optimizer"]["ema_decay"] == 0.9
     assert cfg["model"]["input_dropout"] == 0.0 and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["batch_size"] == 1                                  # one piece per update
     assert cfg["optimizer"]["decay_start"] == 3 * 229               # --decay_starts, in epochs
+    assert cfg["optimizer"]["learning_rate"] == 0.002
     assert rec["forked_from"] is None
 
     # --fork: a later decay start continues the run above from its checkpoint (the quick
@@ -375,6 +377,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
                                              "--ema_decays", "0.9", "--decay_starts", "5",
+                                             "--learning_rates", "0.002",
                                              "--fork", "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -386,6 +389,9 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     epoch = 4 / forked["steps_per_epoch"]
     assert f"(forked from {workdir.name} at epoch {epoch:g})" in (
         tmp_path / "out" / "music_beyond_quick.md").read_text()
+    bad = run_experiment("music_beyond.py", ["--quick", "--learning_rates", "0.01,0"],
+                         data_dir, tmp_path)
+    assert bad.returncode == 2 and "--learning_rates must be positive" in bad.stderr
 
 
 def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
