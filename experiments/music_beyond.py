@@ -24,7 +24,7 @@ shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0, ``-decay<epoch>`` and ``-lr<rate>`` if given), so an interrupted search resumes and finished runs
+are not 0, ``-decay<epoch>`` if given and ``-lr<rate>`` if the rate is not 1e-3), so an interrupted search resumes and finished runs
 are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
@@ -56,6 +56,8 @@ CELLS = ("gru", "lstm", "tanh")
 TCN_PAPER = {"jsb_chorales": {"TCN": 8.10, "GRU": 8.43, "LSTM": 8.45},
              "nottingham": {"TCN": 3.07, "GRU": 3.46, "LSTM": 3.29}}
 QUICK = ["--config.model.hidden=16"]
+# the AdamW rate of every run before --learning_rates: workdirs at this rate have no -lr suffix
+LEGACY_LEARNING_RATE = 1e-3
 
 
 def batch_for(dataset: str, batch: int | None) -> int:
@@ -66,17 +68,27 @@ def batch_for(dataset: str, batch: int | None) -> int:
     return load_config_file(f"{CONFIG}:{dataset}").batch_size
 
 
+def learning_rate_for(dataset: str, learning_rate: float | None) -> float:
+    """``learning_rate``, or the config's own AdamW rate for ``dataset``."""
+    if learning_rate is not None:
+        return learning_rate
+    from grux.train.main import load_config_file
+    return load_config_file(f"{CONFIG}:{dataset}").optimizer.learning_rate
+
+
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
             weight_dropout: float, ema_decay: float = 0.0,
             decay_start: int | None = None, learning_rate: float | None = None) -> str:
-    # no suffix without weight dropout / averaging / a decay start of its own, so the
-    # workdirs of earlier searches are reused (the epoch cap is not in the name: a longer cap
-    # resumes a run)
+    # no suffix without weight dropout / averaging / a decay start of its own / at the rate
+    # 1e-3, so the workdirs of earlier searches are reused (the epoch cap is not in the name:
+    # a longer cap resumes a run). The rate is named whenever it is not 1e-3, the config's
+    # default included, so a changed default never resumes a workdir trained at another rate
+    learning_rate = learning_rate_for(dataset, learning_rate)
     suffix = ((f"-wdr{weight_dropout:g}" if weight_dropout else "")
               + (f"-ema{ema_decay:g}" if ema_decay else "")
               + (f"-decay{decay_start}" if decay_start is not None else "")
-              + (f"-lr{learning_rate:g}" if learning_rate is not None else ""))
+              + (f"-lr{learning_rate:g}" if learning_rate != LEGACY_LEARNING_RATE else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
 
@@ -87,7 +99,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
           epochs: int | None = None, fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
-    cap when given, ``learning_rate`` its AdamW rate. With ``fork``, a point not started yet starts from the checkpoint of
+    cap when given, ``learning_rate`` its AdamW rate (always passed, so the workdir's name
+    and the run agree). With ``fork``, a point not started yet starts from the checkpoint of
     another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
@@ -99,8 +112,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
                  f"--config.model.weight_dropout={weight_dropout}",
                  f"--config.optimizer.weight_decay={weight_decay}",
                  f"--config.optimizer.ema_decay={ema_decay}"]
-    if learning_rate is not None:
-        overrides.append(f"--config.optimizer.learning_rate={learning_rate}")
+    overrides.append("--config.optimizer.learning_rate="
+                     f"{learning_rate_for(dataset, learning_rate)}")
     if decay_start is not None or epochs is not None:
         from grux.train.main import load_config_file
         spe = load_config_file(f"{CONFIG}:{dataset},{cell},{batch}").eval.every_steps
