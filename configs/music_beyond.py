@@ -10,38 +10,39 @@ piano_midi, cell gru (default) | lstm | tanh, batch the pieces per update (defau
 below). The schedule fields are set in epochs, so a different batch keeps them, except where
 ``SCHEDULE_FOR_BATCH`` names the batch (Nottingham's earlier 16 pieces per update). Defaults
 (chosen on validation NLL, issue 16; the experiment script overrides ``model.hidden``,
-``model.num_layers``, the dropouts, the weight decay, the parameter average and optionally
-the decay start, and picks on validation NLL): one layer of 512 units (the PyTorch/cuDNN
-formulation); no dropout on the input frames, dropout 0.3 between layers and on the top
-layer's outputs (0.4 on JSB Chorales, ``DROPOUT``), masks shared over time (variational); on JSB Chorales DropConnect 0.8 on the
-recurrent weights (``model.weight_dropout``, ``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on
-Nottingham) and evaluation with a moving average of the parameters (``optimizer.ema_decay``
-0.999 on JSB Chorales, 0.9995 on Nottingham, ``EMA_DECAY``); AdamW 1e-3 (2e-3 on JSB Chorales,
-``LEARNING_RATE``) with decoupled weight decay 0.05 and gradient clipping at norm 1; one piece per update on JSB Chorales and Nottingham (as Bai et al. 2018 train), 16 on
-MuseData, 8 on Piano-midi.de; the rate constant for 45 epochs on JSB Chorales, then x0.5
-every 5 epochs (Nottingham: from epoch 36, every 2, with a cap of 38 epochs, i.e. constant
-for the whole run; Piano-midi.de: from 15, every 5;
-MuseData: from 50, every 10; ``DECAY``); early stopping after 15 epochs without improvement,
-test NLL at the best validation epoch. The 400-step training windows for MuseData /
-Piano-midi.de as in ``configs/chung2014_music.py``.
+``model.num_layers``, the dropouts, the weight decay, the parameter average, the learning rate
+(the config's unless given) and optionally the decay start, and picks on validation NLL): one
+layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the input frames, dropout 0.3 between layers and on the top layer's
+outputs (0.4 on JSB Chorales, ``DROPOUT``), masks shared over time (variational); on JSB
+Chorales DropConnect 0.8 on the recurrent weights (``model.weight_dropout``,
+``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on Nottingham) and evaluation with a moving
+average of the parameters (``optimizer.ema_decay`` 0.999 on JSB Chorales, 0.9995 on Nottingham,
+``EMA_DECAY``); AdamW 1e-3 (2e-3 on JSB Chorales, ``LEARNING_RATE``) with decoupled weight
+decay 0.05 and gradient clipping at norm 1; one piece per update on JSB Chorales and Nottingham
+(as Bai et al. 2018 train), 16 on MuseData, 8 on Piano-midi.de; the rate constant for 45 epochs
+on JSB Chorales, then x0.5 every 5 epochs (Nottingham: from epoch 36, every 2, with a cap of 38
+epochs, i.e. constant for the whole run; Piano-midi.de: from 15, every 5; MuseData: from 50,
+every 10; ``DECAY``); early stopping after 15 epochs without improvement, test NLL at the best
+validation epoch. The 400-step training windows for MuseData / Piano-midi.de as in
+``configs/chung2014_music.py``.
 
 Reference test NLL (Bai et al. 2018, Table 1/2 as quoted in issue 16; not re-checked
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,
 GRU 3.46, LSTM 3.29.
 
-Measured (seed 0, ``experiments/results/music_beyond.md`` has every run; docs/music.md):
-JSB Chorales, the defaults here (GRU 512x1, 969,816 parameters): validation 8.129, test 8.164
-(8.184 over frames 2..T, Bai et al.'s protocol), best epoch 51 of 66, 11.2 min on one core of
-a 2-core Intel Xeon beside one other run, 2026-11-29 (dropout 0.3 and the rate 1e-3:
-validation 8.169, test 8.188 over frames 2..T; without the average too: 8.173, 8.211).
-Nottingham, the defaults here (GRU 512x1, one piece per update, the rate constant for 38
-epochs, the average 0.9995): validation 3.0300, test 3.092 (3.075 over frames 2..T) at epoch
-33, 71.6 min on one core, 2026-11-29 (forked at epoch 32 from the run that decays from epoch
-30, whose first halving at 32 ends its improvement: validation 3.0302, test 3.076 over frames
-2..T at epoch 32, a tie); with the average 0.999 and the decay from 30: validation 3.031, test 3.079 over frames 2..T, best epoch 30 of 42 (without
-the average: validation 3.116, test 3.179 over frames 2..T, 88.6 min;
-decay from epoch 20: 3.125, 3.206; from 10: 3.315, 3.339; 16 pieces per update, from 50:
-3.336, 3.352).
+Measured (seed 0, ``experiments/results/music_beyond.md`` has every run; docs/music.md): JSB
+Chorales, the defaults here (GRU 512x1, 969,816 parameters): validation 8.129, test 8.164
+(8.184 over frames 2..T, Bai et al.'s protocol), best epoch 51 of 66, 11.2 min on one core of a
+2-core Intel Xeon beside one other run, 2026-11-29 (dropout 0.3 and the rate 1e-3: validation
+8.169, test 8.188 over frames 2..T; without the average too: 8.173, 8.211). Nottingham, the
+defaults here (GRU 512x1, one piece per update, the rate constant for 38 epochs, the average
+0.9995): validation 3.0300, test 3.092 (3.075 over frames 2..T) at epoch 33, 71.6 min on one
+core, 2026-11-29 (forked at epoch 32 from the run that decays from epoch 30, whose first
+halving at 32 ends its improvement: validation 3.0302, test 3.076 over frames 2..T at epoch 32,
+a tie); with the average 0.999 and the decay from 30: validation 3.031, test 3.079 over frames
+2..T, best epoch 30 of 42 (without the average: validation 3.116, test 3.179 over frames 2..T,
+88.6 min; decay from epoch 20: 3.125, 3.206; from 10: 3.315, 3.339; 16 pieces per update, from
+50: 3.336, 3.352).
 """
 import importlib.util
 import os
@@ -78,8 +79,9 @@ SCHEDULE_FOR_BATCH = {("nottingham", 16): (100, (50, 10))}
 # docs/music.md)
 WEIGHT_DROPOUT = {"jsb_chorales": 0.8}
 # evaluate with a moving average of the parameters (optimizer.ema_decay): on Nottingham
-# 0.9995 validation 3.030 (capped at epoch 32), 0.999 3.031, against 3.116 without (best epoch 30 against 35, decay from epoch 30; the
-# average peaks before the first halving, at epoch 32), on JSB Chorales
+# 0.9995 validation 3.030 (capped at epoch 32), 0.999 3.031, against 3.116 without (best
+# epoch 30 against 35, decay from epoch 30; the average peaks before the first halving, at
+# epoch 32), on JSB Chorales
 # validation 8.169 against 8.173 without (seed 0, docs/music.md); not searched elsewhere
 EMA_DECAY = {"jsb_chorales": 0.999, "nottingham": 0.9995}
 # dropout between layers and on the outputs (0.3 elsewhere) and AdamW's rate (1e-3 elsewhere):

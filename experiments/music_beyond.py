@@ -24,8 +24,8 @@ shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0, ``-decay<epoch>`` if given and ``-lr<rate>`` if the rate is not 1e-3), so an interrupted search resumes and finished runs
-are reused. For each (dataset, cell) the point
+are not 0, ``-decay<epoch>`` if given and ``-lr<rate>`` if the rate is not 1e-3), so an
+interrupted search resumes and finished runs are reused. For each (dataset, cell) the point
 with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
 with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
 without each piece's first frame (Bai et al.'s, ``nll_after_first_frame``, the one to compare
