@@ -12,9 +12,9 @@ below). The schedule fields are set in epochs, so a different batch keeps them, 
 (chosen on validation NLL, issue 16; the experiment script overrides ``model.hidden``,
 ``model.num_layers``, the dropouts, the weight decay, the parameter average, the learning rate
 (the config's unless given) and optionally the decay start, and picks on validation NLL): one
-layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the input frames, dropout 0.3 between layers and on the top layer's
-outputs (0.4 on JSB Chorales, ``DROPOUT``), masks shared over time (variational); on JSB
-Chorales DropConnect 0.8 on the recurrent weights (``model.weight_dropout``,
+layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the input frames, dropout
+0.3 between layers and on the top layer's outputs (0.4 on JSB Chorales, ``DROPOUT``), masks
+shared over time (variational); on JSB Chorales DropConnect 0.8 on the recurrent weights (``model.weight_dropout``,
 ``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on Nottingham) and evaluation with a moving
 average of the parameters (``optimizer.ema_decay`` 0.999 on JSB Chorales, 0.9995 on Nottingham,
 ``EMA_DECAY``); AdamW 1e-3 (2e-3 on JSB Chorales, ``LEARNING_RATE``) with decoupled weight
