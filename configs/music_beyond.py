@@ -12,19 +12,19 @@ below). The schedule fields are set in epochs, so a different batch keeps them, 
 (chosen on validation NLL, issue 16; the experiment script overrides ``model.hidden``,
 ``model.num_layers``, the dropouts, the weight decay, the parameter average, the learning rate
 (the config's unless given) and optionally the decay start, and picks on validation NLL): one
-layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the input frames, dropout
-0.3 between layers and on the top layer's outputs (0.4 on JSB Chorales, ``DROPOUT``), masks
-shared over time (variational); on JSB Chorales DropConnect 0.8 on the recurrent weights (``model.weight_dropout``,
-``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on Nottingham) and evaluation with a moving
-average of the parameters (``optimizer.ema_decay`` 0.999 on JSB Chorales, 0.9995 on Nottingham,
-``EMA_DECAY``); AdamW 1e-3 (2e-3 on JSB Chorales, ``LEARNING_RATE``) with decoupled weight
-decay 0.05 and gradient clipping at norm 1; one piece per update on JSB Chorales and Nottingham
-(as Bai et al. 2018 train), 16 on MuseData, 8 on Piano-midi.de; the rate constant for 45 epochs
-on JSB Chorales, then x0.5 every 5 epochs (Nottingham: from epoch 36, every 2, with a cap of 38
-epochs, i.e. constant for the whole run; Piano-midi.de: from 15, every 5; MuseData: from 50,
-every 10; ``DECAY``); early stopping after 15 epochs without improvement, test NLL at the best
-validation epoch. The 400-step training windows for MuseData / Piano-midi.de as in
-``configs/chung2014_music.py``.
+layer of 512 units (the PyTorch/cuDNN formulation); no dropout on the input frames, dropout 0.3
+between layers and on the top layer's outputs (0.4 on JSB Chorales, ``DROPOUT``), masks shared
+over time (variational); on JSB Chorales DropConnect 0.8 on the recurrent weights
+(``model.weight_dropout``, ``WEIGHT_DROPOUT``; 0 elsewhere, 0.5 was worse on Nottingham) and
+evaluation with a moving average of the parameters (``optimizer.ema_decay`` 0.999 on JSB
+Chorales, 0.9995 on Nottingham, ``EMA_DECAY``); AdamW 1e-3 (2e-3 on JSB Chorales,
+``LEARNING_RATE``) with decoupled weight decay 0.05 and gradient clipping at norm 1; one piece
+per update on JSB Chorales and Nottingham (as Bai et al. 2018 train), 16 on MuseData, 8 on
+Piano-midi.de; the rate constant for 45 epochs on JSB Chorales, then x0.5 every 5 epochs
+(Nottingham: from epoch 36, every 2, with a cap of 38 epochs, i.e. constant for the whole run;
+Piano-midi.de: from 15, every 5; MuseData: from 50, every 10; ``DECAY``); early stopping after
+15 epochs without improvement, test NLL at the best validation epoch. The 400-step training
+windows for MuseData / Piano-midi.de as in ``configs/chung2014_music.py``.
 
 Reference test NLL (Bai et al. 2018, Table 1/2 as quoted in issue 16; not re-checked
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,
