@@ -60,20 +60,23 @@ QUICK = ["--config.model.hidden=16"]
 LEGACY_LEARNING_RATE = 1e-3
 
 
+@functools.cache
+def dataset_config(dataset: str):
+    """The config's defaults for ``dataset``, loaded once (every workdir name asks for them)."""
+    from grux.train.main import load_config_file
+    return load_config_file(f"{CONFIG}:{dataset}")
+
+
 def batch_for(dataset: str, batch: int | None) -> int:
     """``batch``, or the config's own pieces per update for ``dataset``."""
-    if batch:
-        return batch
-    from grux.train.main import load_config_file
-    return load_config_file(f"{CONFIG}:{dataset}").batch_size
+    return batch or dataset_config(dataset).batch_size
 
 
 def learning_rate_for(dataset: str, learning_rate: float | None) -> float:
     """``learning_rate``, or the config's own AdamW rate for ``dataset``."""
     if learning_rate is not None:
         return learning_rate
-    from grux.train.main import load_config_file
-    return load_config_file(f"{CONFIG}:{dataset}").optimizer.learning_rate
+    return dataset_config(dataset).optimizer.learning_rate
 
 
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
@@ -104,6 +107,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
+    learning_rate = learning_rate_for(dataset, learning_rate)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
                       weight_dropout, ema_decay, decay_start, learning_rate)
     overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
@@ -111,9 +115,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
                  f"--config.model.weight_dropout={weight_dropout}",
                  f"--config.optimizer.weight_decay={weight_decay}",
-                 f"--config.optimizer.ema_decay={ema_decay}"]
-    overrides.append("--config.optimizer.learning_rate="
-                     f"{learning_rate_for(dataset, learning_rate)}")
+                 f"--config.optimizer.ema_decay={ema_decay}",
+                 f"--config.optimizer.learning_rate={learning_rate}"]
     if decay_start is not None or epochs is not None:
         from grux.train.main import load_config_file
         spe = load_config_file(f"{CONFIG}:{dataset},{cell},{batch}").eval.every_steps
