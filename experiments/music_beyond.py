@@ -15,7 +15,9 @@ outputs (``--dropouts``, masks shared over time), DropConnect on the recurrent w
 (default: the config's, one piece on JSB Chorales) and the epoch at which the learning rate
 starts to halve (``--decay_starts``, default: the config's; ``--learning_rates``, AdamW's
 rate, default: the config's; ``--epochs`` caps every run;
-optax's staircase decay halves the rate first ``decay_every`` epochs after it). With
+optax's staircase decay halves the rate first ``decay_every`` epochs after it), each point
+run once per seed in ``--seeds`` (``config.seed``: initialisation, dropout masks, the order of
+the pieces; default 0). With
 ``--fork`` a new point starts from the checkpoint of an earlier point that trained the same
 updates up to it (``grux.train.fork``): a later decay start continues the run of an earlier
 one from its last checkpoint before their rates part, so a search over decay starts trains
@@ -24,10 +26,11 @@ shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0, ``-decay<epoch>`` if given and ``-lr<rate>`` if the rate is not 1e-3), so an
-interrupted search resumes and finished runs are reused. For each (dataset, cell) the point
-with the best validation NLL is chosen; its test NLL at its best validation epoch is reported
-with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
+are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3 and
+``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs are
+reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
+seeds) is chosen; its test NLL at its best validation epoch (the mean over its seeds, with
+their range) is reported with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
 without each piece's first frame (Bai et al.'s, ``nll_after_first_frame``, the one to compare
 with their table). A failed run is reported and the others go on. Outputs in ``--out``:
 ``music_beyond.md`` (the chosen rows, then every run) and ``music_beyond.json`` (every run's
@@ -82,7 +85,8 @@ def learning_rate_for(dataset: str, learning_rate: float | None) -> float:
 def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
             weight_dropout: float, ema_decay: float = 0.0,
-            decay_start: int | None = None, learning_rate: float | None = None) -> str:
+            decay_start: int | None = None, learning_rate: float | None = None,
+            seed: int = 0) -> str:
     # no suffix without weight dropout / averaging / a decay start of its own / at the rate
     # 1e-3, so the workdirs of earlier searches are reused (the epoch cap is not in the name:
     # a longer cap resumes a run). The rate is named whenever it is not 1e-3, the config's
@@ -91,26 +95,29 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
     suffix = ((f"-wdr{weight_dropout:g}" if weight_dropout else "")
               + (f"-ema{ema_decay:g}" if ema_decay else "")
               + (f"-decay{decay_start}" if decay_start is not None else "")
-              + (f"-lr{learning_rate:g}" if learning_rate != LEGACY_LEARNING_RATE else ""))
+              + (f"-lr{learning_rate:g}" if learning_rate != LEGACY_LEARNING_RATE else "")
+              + (f"-seed{seed}" if seed else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
 
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
-          decay_start: int | None, learning_rate: float | None, quick: bool,
+          decay_start: int | None, learning_rate: float | None, seed: int, quick: bool,
           epochs: int | None = None, fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
     cap when given, ``learning_rate`` its AdamW rate (always passed, so the workdir's name
-    and the run agree). With ``fork``, a point not started yet starts from the checkpoint of
+    and the run agree), ``seed`` the run's ``config.seed`` (initialisation, dropout masks and
+    the order of the pieces). With ``fork``, a point not started yet starts from the checkpoint of
     another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     learning_rate = learning_rate_for(dataset, learning_rate)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
-                      weight_dropout, ema_decay, decay_start, learning_rate)
-    overrides = [f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
+                      weight_dropout, ema_decay, decay_start, learning_rate, seed)
+    overrides = [f"--config.seed={seed}",
+                 f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
                  f"--config.model.weight_dropout={weight_dropout}",
@@ -132,7 +139,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     best = s["best"]["results"]
     rec = {"dataset": dataset, "cell": cell, "size": size, "input_dropout": input_dropout,
            "dropout": dropout, "weight_dropout": weight_dropout,
-           "weight_decay": weight_decay, "ema_decay": ema_decay, "batch": batch,
+           "weight_decay": weight_decay, "ema_decay": ema_decay, "batch": batch, "seed": seed,
            "schedule": schedule_text(o, per_epoch),
            "parameters": runs.parameter_count(workdir), "best_step": s["best"]["step"],
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
@@ -141,7 +148,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
            "train_seconds": s["train_seconds"], "forked_from": runs.forked_from(workdir)}
     print(f"  {dataset:>12} {cell:>4} {size:>6} input dropout {input_dropout:g} dropout "
           f"{dropout:g} weight dropout {weight_dropout:g} weight decay {weight_decay:g} "
-          f"average {ema_decay:g} batch {batch}: validation "
+          f"average {ema_decay:g} batch {batch} seed {seed}: validation "
           f"{rec['validation']:.3f}, test {rec['test']:.3f} ({rec['test_after_first_frame']:.3f}"
           f" without first frames; {rec['parameters']:,} parameters, "
           f"{rec['train_seconds'] / 60:.1f} min)", flush=True)
@@ -154,13 +161,24 @@ def schedule_text(o: dict, per_epoch: int) -> str:
             f"{o['decay_every'] // per_epoch} epochs from epoch {o['decay_start'] // per_epoch}")
 
 
-def record_key(r: dict) -> str:
+def settings_key(r: dict) -> str:
+    """Everything that defines a point of the grid but its seed."""
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
             f"d{r['dropout']:g},wdr{r['weight_dropout']:g},wd{r['weight_decay']:g},"
             f"b{r['batch']},ema{r['ema_decay']:g},{r['schedule']}")
 
 
-def settings(r: dict) -> str:
+def record_key(r: dict) -> str:
+    # seed 0 unnamed: the keys of the records from before the seed axis stay as they were
+    return settings_key(r) + (f",seed{r['seed']}" if r["seed"] else "")
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def settings(r: dict, seed: bool = True) -> str:
     average = (f", evaluated with the parameter average (decay {r['ema_decay']:g})"
                if r["ema_decay"] else "")
     fork = r.get("forked_from")
@@ -169,28 +187,45 @@ def settings(r: dict) -> str:
     return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
             f"weight dropout {r['weight_dropout']:g}, "
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}"
-            f"{forked}")
+            + (f", seed {r['seed']}" if seed and r["seed"] else "") + forked)
+
+
+def spread(values: list[float]) -> str:
+    """The mean of ``values``, with their range when there are several (seeds)."""
+    text = f"{mean(values):.3f}"
+    return text + (f" ({min(values):.3f}-{max(values):.3f})" if len(values) > 1 else "")
 
 
 def table(records: list[dict]) -> list[str]:
-    chosen: dict = {}
+    # a point is its settings; its seeds are averaged, and the point with the lowest mean
+    # validation NLL is chosen for each (dataset, cell)
+    points: dict = {}
     for r in records:
-        k = (r["dataset"], r["cell"])
-        if k not in chosen or r["validation"] < chosen[k]["validation"]:
-            chosen[k] = r
+        points.setdefault(settings_key(r), []).append(r)
+    chosen: dict = {}
+    for seeds in points.values():
+        k = (seeds[0]["dataset"], seeds[0]["cell"])
+        if k not in chosen or (mean(r["validation"] for r in seeds)
+                               < mean(r["validation"] for r in chosen[k])):
+            chosen[k] = sorted(seeds, key=lambda r: r["seed"])
     lines = ["Test NLL per time step at the best validation epoch of the point chosen on "
               "validation NLL, over every frame (Chung et al.'s protocol) and without each "
               "piece's first frame (Bai et al.'s, the one to compare with their columns); "
-              "reference: Bai et al. 2018 (TCN), as quoted in issue 16.", "",
-              "| dataset | cell | chosen settings | parameters | validation NLL | test NLL | "
-              "test NLL, frames 2..T | TCN | GRU (TCN paper) | LSTM (TCN paper) |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for (d, c), r in sorted(chosen.items(), key=lambda kv: (DATASETS.index(kv[0][0]), kv[0][1])):
+              "reference: Bai et al. 2018 (TCN), as quoted in issue 16. A point run with "
+              "several seeds is chosen on, and reported as, the mean over its seeds (their "
+              "range in brackets).", "",
+              "| dataset | cell | chosen settings | seeds | parameters | validation NLL | "
+              "test NLL | test NLL, frames 2..T | TCN | GRU (TCN paper) | LSTM (TCN paper) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (d, c), seeds in sorted(chosen.items(),
+                                key=lambda kv: (DATASETS.index(kv[0][0]), kv[0][1])):
         ref = TCN_PAPER.get(d, {})
         refs = [f"{ref[m]:.2f}" if m in ref else "–" for m in ("TCN", "GRU", "LSTM")]
-        lines.append(f"| {NAMES[d]} | {c} | {settings(r)} | {r['parameters']:,} | "
-                     f"{r['validation']:.3f} | {r['test']:.3f} | "
-                     f"{r['test_after_first_frame']:.3f} | " + " | ".join(refs) + " |")
+        numbers = [spread([r[f] for r in seeds])
+                   for f in ("validation", "test", "test_after_first_frame")]
+        lines.append(f"| {NAMES[d]} | {c} | {settings(seeds[0], seed=False)} | "
+                     f"{', '.join(str(r['seed']) for r in seeds)} | "
+                     f"{seeds[0]['parameters']:,} | " + " | ".join(numbers + refs) + " |")
     lines += ["", "| run | parameters | best epoch | epochs run | ended by | validation NLL | "
                   "test NLL | test NLL, frames 2..T | train time |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -224,6 +259,8 @@ def main(argv=None) -> None:
                         "config's)")
     p.add_argument("--learning_rates", default="",
                    help="AdamW learning rates (default: the config's)")
+    p.add_argument("--seeds", default="0",
+                   help="config.seed of each point; a point's seeds are averaged in the table")
     p.add_argument("--epochs", type=int, default=None,
                    help="epoch cap of every run (default: the config's)")
     p.add_argument("--fork", action="store_true",
@@ -262,6 +299,12 @@ def main(argv=None) -> None:
         p.error("--learning_rates is a comma-separated list of numbers")
     if any(lr is not None and not lr > 0 for lr in learning_rates):
         p.error(f"--learning_rates must be positive, got {a.learning_rates}")
+    try:
+        seeds = [int(x) for x in a.seeds.split(",") if x]
+    except ValueError:
+        p.error("--seeds is a comma-separated list of whole numbers")
+    if not seeds or any(s < 0 for s in seeds):
+        p.error(f"--seeds must be whole numbers >= 0, got {a.seeds!r}")
     if a.epochs is not None and a.epochs <= 0:
         p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
@@ -269,11 +312,11 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr)
-            for d, c, s, i, r, w, wr, e, ds, lr in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr, seed)
+            for d, c, s, i, r, w, wr, e, ds, lr, seed in itertools.product(
                 datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
                 grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"],
-                decay_starts, learning_rates)]
+                decay_starts, learning_rates, seeds)]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)
@@ -293,10 +336,12 @@ def main(argv=None) -> None:
 
 
 def with_defaults(r: dict) -> dict:
-    """A record of an earlier search: those before weight dropout / averaging ran without."""
+    """A record of an earlier search: those before weight dropout / averaging ran without,
+    and those before the seed axis with seed 0."""
     r = dict(r)
     r.setdefault("weight_dropout", 0.0)
     r.setdefault("ema_decay", 0.0)
+    r.setdefault("seed", 0)
     return r
 
 

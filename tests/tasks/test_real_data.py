@@ -347,6 +347,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
                                              "--ema_decays", "0.9", "--decay_starts", "3",
                                              "--learning_rates", "0.002", "--epochs", "7",
+                                             "--seeds", "3",
                                              "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -357,13 +358,15 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert "| 8.10 | 8.43 | 8.45 |" in row                      # Bai et al. 2018, issue 16
     assert "weight dropout 0.5" in row and "parameter average (decay 0.9)" in row
     assert "adamw 0.002," in row                                # --learning_rates
+    assert "| 3 |" in row and "seed" not in row.split("|")[3]  # the seeds column, not settings
     (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
     assert rec["size"] == "32x2" and rec["parameters"] > 0 and rec["weight_dropout"] == 0.5
     assert rec["ema_decay"] == 0.9
     assert f"{rec['parameters']:,}" in row
     assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
+    assert rec["seed"] == 3
     workdir = (tmp_path / "runs"
-               / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3-lr0.002")
+               / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3-lr0.002-seed3")
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
     assert cfg["model"]["weight_dropout"] == 0.5 and cfg["optimizer"]["ema_decay"] == 0.9
@@ -371,6 +374,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert cfg["batch_size"] == 1                                  # one piece per update
     assert cfg["optimizer"]["decay_start"] == 3 * 229               # --decay_starts, in epochs
     assert cfg["optimizer"]["learning_rate"] == 0.002
+    assert cfg["seed"] == 3                                        # --seeds
     assert rec["forked_from"] is None
 
     # --fork: a later decay start continues the run above from its checkpoint (the quick
@@ -378,7 +382,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     out = run_experiment("music_beyond.py", ["--quick", "--datasets", "jsb_chorales",
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
                                              "--ema_decays", "0.9", "--decay_starts", "5",
-                                             "--learning_rates", "0.002",
+                                             "--learning_rates", "0.002", "--seeds", "3",
                                              "--fork", "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -393,6 +397,36 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     bad = run_experiment("music_beyond.py", ["--quick", "--learning_rates", "0.01,0"],
                          data_dir, tmp_path)
     assert bad.returncode == 2 and "--learning_rates must be positive" in bad.stderr
+    bad = run_experiment("music_beyond.py", ["--quick", "--seeds", "0,-1"], data_dir, tmp_path)
+    assert bad.returncode == 2 and "--seeds must be whole numbers >= 0" in bad.stderr
+
+
+def test_music_beyond_chooses_a_point_on_the_mean_over_its_seeds():
+    """A point with several seeds is chosen on, and reported as, their mean: here its seed 0
+    has the lowest validation NLL of all runs, but its mean is above the other point's."""
+    music_beyond = experiment_module("music_beyond")
+
+    def record(dropout, seed, validation, test):
+        return {"dataset": "jsb_chorales", "cell": "gru", "size": "8x1", "input_dropout": 0.0,
+                "dropout": dropout, "weight_dropout": 0.0, "weight_decay": 0.0,
+                "ema_decay": 0.0, "batch": 1, "seed": seed, "schedule": "adamw 0.001",
+                "parameters": 10, "best_step": 2, "step": 4, "steps_per_epoch": 2,
+                "status": "completed", "validation": validation, "test": test,
+                "test_after_first_frame": test + 0.02, "train_seconds": 60.0,
+                "forked_from": None}
+
+    runs = [record(0.3, 0, 8.10, 8.20), record(0.3, 1, 8.20, 8.10), record(0.5, 0, 8.14, 8.30)]
+    lines = music_beyond.table(runs)
+    (chosen,) = [line for line in lines if line.startswith("| JSB Chorales | gru |")]
+    assert "dropout 0.5" in chosen and "| 0 |" in chosen and "| 8.140 | 8.300 | 8.320 |" in chosen
+    runs.append(record(0.5, 1, 8.18, 8.00))      # a second seed: its mean is now 8.160
+    (chosen,) = [line for line in music_beyond.table(runs)
+                 if line.startswith("| JSB Chorales | gru |")]
+    assert "dropout 0.3" in chosen and "| 0, 1 |" in chosen
+    assert "| 8.150 (8.100-8.200) | 8.150 (8.100-8.200) | 8.170 (8.120-8.220) |" in chosen
+    assert len({music_beyond.record_key(r) for r in runs}) == 4   # seeds kept apart
+    every_run = [line for line in music_beyond.table(runs) if ", seed 1" in line]
+    assert len(every_run) == 2                   # the runs' table names seeds other than 0
 
 
 def test_chung2014_knobs_changes_one_setting_per_run(data_dir, tmp_path):
@@ -490,7 +524,8 @@ def test_music_beyond_keeps_the_runs_another_sweep_saved_meanwhile(tmp_path, mon
     def record(dropout, validation):
         return {"dataset": "nottingham", "cell": "gru", "size": "8x1", "input_dropout": 0.0,
                 "dropout": dropout, "weight_dropout": 0.0, "weight_decay": 0.0,
-                "ema_decay": 0.0, "batch": 1, "schedule": "adamw 0.001", "parameters": 10,
+                "ema_decay": 0.0, "batch": 1, "seed": 0, "schedule": "adamw 0.001",
+                "parameters": 10,
                 "best_step": 2, "step": 4, "steps_per_epoch": 2, "status": "completed",
                 "validation": validation, "test": validation, "test_after_first_frame":
                 validation, "train_seconds": 1.0, "forked_from": None}
