@@ -27,7 +27,8 @@ Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
 are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3 and
-``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs are
+``-ctx<frames>`` if the GRU reads more than the previous frame (``--context_frames``,
+``model.context_frames``) and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs are
 reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
 seeds) is chosen; its test NLL at its best validation epoch (the mean over its seeds, with
 their range) is reported with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
@@ -86,7 +87,7 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
             weight_dropout: float, ema_decay: float = 0.0,
             decay_start: int | None = None, learning_rate: float | None = None,
-            seed: int = 0) -> str:
+            seed: int = 0, context_frames: int = 1) -> str:
     # no suffix without weight dropout / averaging / a decay start of its own / at the rate
     # 1e-3, so the workdirs of earlier searches are reused (the epoch cap is not in the name:
     # a longer cap resumes a run). The rate is named whenever it is not 1e-3, the config's
@@ -96,6 +97,7 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
               + (f"-ema{ema_decay:g}" if ema_decay else "")
               + (f"-decay{decay_start}" if decay_start is not None else "")
               + (f"-lr{learning_rate:g}" if learning_rate != LEGACY_LEARNING_RATE else "")
+              + (f"-ctx{context_frames}" if context_frames != 1 else "")
               + (f"-seed{seed}" if seed else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
@@ -103,20 +105,23 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
 
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
-          decay_start: int | None, learning_rate: float | None, seed: int, quick: bool,
-          epochs: int | None = None, fork: bool = False) -> dict:
+          decay_start: int | None, learning_rate: float | None, seed: int,
+          context_frames: int, quick: bool, epochs: int | None = None,
+          fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
     cap when given, ``learning_rate`` its AdamW rate (always passed, so the workdir's name
     and the run agree), ``seed`` the run's ``config.seed`` (initialisation, dropout masks and
-    the order of the pieces). With ``fork``, a point not started yet starts from the checkpoint of
+    the order of the pieces), ``context_frames`` the frames the GRU reads at each step
+    (``model.context_frames``). With ``fork``, a point not started yet starts from the checkpoint of
     another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     learning_rate = learning_rate_for(dataset, learning_rate)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
-                      weight_dropout, ema_decay, decay_start, learning_rate, seed)
-    overrides = [f"--config.seed={seed}",
+                      weight_dropout, ema_decay, decay_start, learning_rate, seed,
+                      context_frames)
+    overrides = [f"--config.seed={seed}", f"--config.model.context_frames={context_frames}",
                  f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
@@ -140,6 +145,7 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     rec = {"dataset": dataset, "cell": cell, "size": size, "input_dropout": input_dropout,
            "dropout": dropout, "weight_dropout": weight_dropout,
            "weight_decay": weight_decay, "ema_decay": ema_decay, "batch": batch, "seed": seed,
+           "context_frames": context_frames,
            "schedule": schedule_text(o, per_epoch),
            "parameters": runs.parameter_count(workdir), "best_step": s["best"]["step"],
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
@@ -165,7 +171,8 @@ def settings_key(r: dict) -> str:
     """Everything that defines a point of the grid but its seed."""
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
             f"d{r['dropout']:g},wdr{r['weight_dropout']:g},wd{r['weight_decay']:g},"
-            f"b{r['batch']},ema{r['ema_decay']:g},{r['schedule']}")
+            f"b{r['batch']},ema{r['ema_decay']:g},{r['schedule']}"
+            + (f",ctx{r['context_frames']}" if r["context_frames"] != 1 else ""))
 
 
 def record_key(r: dict) -> str:
@@ -184,7 +191,10 @@ def settings(r: dict, seed: bool = True) -> str:
     fork = r.get("forked_from")
     forked = (f" (forked from {fork['source']} at epoch "
               f"{fork['step'] / r['steps_per_epoch']:g})" if fork else "")
-    return (f"{r['size']}, input dropout {r['input_dropout']:g}, dropout {r['dropout']:g}, "
+    context = (f", the last {r['context_frames']} frames as input"
+               if r["context_frames"] != 1 else "")
+    return (f"{r['size']}{context}, input dropout {r['input_dropout']:g}, "
+            f"dropout {r['dropout']:g}, "
             f"weight dropout {r['weight_dropout']:g}, "
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}"
             + (f", seed {r['seed']}" if seed and r["seed"] else "") + forked)
@@ -259,6 +269,9 @@ def main(argv=None) -> None:
                         "config's)")
     p.add_argument("--learning_rates", default="",
                    help="AdamW learning rates (default: the config's)")
+    p.add_argument("--context_frames", default="1",
+                   help="frames the GRU reads at each step (model.context_frames): the "
+                        "previous one (1) or the last c")
     p.add_argument("--seeds", default="0",
                    help="config.seed of each point; a point's seeds are averaged in the table")
     p.add_argument("--epochs", type=int, default=None,
@@ -305,6 +318,12 @@ def main(argv=None) -> None:
         p.error("--seeds is a comma-separated list of whole numbers")
     if not seeds or any(s < 0 for s in seeds):
         p.error(f"--seeds must be whole numbers >= 0, got {a.seeds!r}")
+    try:
+        contexts = [int(x) for x in a.context_frames.split(",") if x]
+    except ValueError:
+        p.error("--context_frames is a comma-separated list of whole numbers")
+    if not contexts or any(c < 1 for c in contexts):
+        p.error(f"--context_frames must be whole numbers >= 1, got {a.context_frames!r}")
     if a.epochs is not None and a.epochs <= 0:
         p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
@@ -312,11 +331,11 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr, seed)
-            for d, c, s, i, r, w, wr, e, ds, lr, seed in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr, seed, ctx)
+            for d, c, s, i, r, w, wr, e, ds, lr, ctx, seed in itertools.product(
                 datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
                 grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"],
-                decay_starts, learning_rates, seeds)]
+                decay_starts, learning_rates, contexts, seeds)]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)
@@ -337,11 +356,13 @@ def main(argv=None) -> None:
 
 def with_defaults(r: dict) -> dict:
     """A record of an earlier search: those before weight dropout / averaging ran without,
-    and those before the seed axis with seed 0."""
+    those before the seed axis with seed 0, and all before ``--context_frames`` read one
+    frame."""
     r = dict(r)
     r.setdefault("weight_dropout", 0.0)
     r.setdefault("ema_decay", 0.0)
     r.setdefault("seed", 0)
+    r.setdefault("context_frames", 1)
     return r
 
 

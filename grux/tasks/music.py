@@ -5,6 +5,9 @@ JSB Chorales, Nottingham, MuseData and Piano-midi.de sets with their standard sp
 
 Model: ``x_{t-1} → recurrent stack → h_t → logits a_t = W h_t + b ∈ R^88``, with ``x_0 = 0``, so
 the first frame is predicted from the initial state too; ``p(x_{t,k} = 1 | x_{<t}) = σ(a_{t,k})``.
+With ``model.context_frames = c > 1`` the stack reads the last ``c`` frames at each step,
+``[x_{t-1}, x_{t-2}, ..., x_{t-c}] ∈ R^{88c}`` (frames before the piece are 0): the recent
+past exactly, as a convolutional model sees it, besides what the state remembers.
 
 Metric (the one of both papers): negative log-likelihood per time step,
 
@@ -82,6 +85,18 @@ def transpose(roll: np.ndarray, limit: int, u: float) -> np.ndarray:
     return np.roll(roll, lo + int(u * (hi - lo + 1)), axis=1)
 
 
+def context_window(inputs: jax.Array, frames: int) -> jax.Array:
+    """``(B, L, K) → (B, L, K·frames)``: step ``t`` holds ``inputs[:, t - j]`` in block ``j``
+    for ``j = 0..frames-1`` (zeros where ``t - j < 0``). Causal: step ``t`` sees no later
+    step. Padding at the end of a row is shifted like any frame and stays masked."""
+    if frames == 1:
+        return inputs
+    length = inputs.shape[1]
+    padded = jnp.pad(inputs, ((0, 0), (frames - 1, 0), (0, 0)))
+    return jnp.concatenate([padded[:, frames - 1 - j:frames - 1 - j + length]
+                            for j in range(frames)], axis=-1)
+
+
 def nll_per_step(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """``Σ_k BCE(σ(a_{t,k}), x_{t,k})`` for every step: ``(..., 88) → (...)``."""
     return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
@@ -104,10 +119,14 @@ class MusicModel(nnx.Module):
     on the input frames, ``model.dropout`` between stacked layers, ``model.output_dropout``
     on the top layer's outputs before the logits (Zaremba et al. 2014's non-recurrent
     connections); ``model.variational_dropout`` shares each mask over all time steps of a
-    piece (Gal & Ghahramani 2016)."""
+    piece (Gal & Ghahramani 2016). ``model.context_frames`` frames are read at each step
+    (:func:`context_window`); input dropout acts on the frames before the window, so one
+    frame is dropped alike wherever the window holds it."""
 
     def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
-        self.rnn = build_recurrent(m, KEYS, rngs, variational_dropout=m.variational_dropout)
+        self.context_frames = m.context_frames
+        self.rnn = build_recurrent(m, KEYS * m.context_frames, rngs,
+                                   variational_dropout=m.variational_dropout)
         self.head = nnx.Linear(m.hidden, KEYS, rngs=rngs)
         shared = (1,) if m.variational_dropout else ()
         self.in_drop = nnx.Dropout(m.input_dropout, broadcast_dims=shared)
@@ -115,10 +134,10 @@ class MusicModel(nnx.Module):
 
     def __call__(self, inputs, mask, rngs=None):
         if rngs is None:
-            out, _ = self.rnn(inputs, mask=mask)
+            out, _ = self.rnn(context_window(inputs, self.context_frames), mask=mask)
             return self.head(out)
         x = self.in_drop(inputs, rngs=jax.random.fold_in(rngs, 1))
-        out, _ = self.rnn(x, mask=mask, rngs=rngs)
+        out, _ = self.rnn(context_window(x, self.context_frames), mask=mask, rngs=rngs)
         return self.head(self.out_drop(out, rngs=jax.random.fold_in(rngs, 2)))
 
 
@@ -139,7 +158,10 @@ class MusicTask(Task):
                      # note leaves the 88 keys (augmentation; evaluation is never shifted)
                      "transpose": 0},
             "model": recurrent_model_config(hidden=46, input_dropout=0.0, output_dropout=0.0,
-                                            variational_dropout=False),
+                                            variational_dropout=False,
+                                            # frames the stack reads at each step: the
+                                            # previous one (1), or the last c
+                                            context_frames=1),
         })
 
     @staticmethod
@@ -154,6 +176,10 @@ class MusicTask(Task):
             raise ValueError(f"config.task.transpose must be in [0, {KEYS}), got "
                              f"{config.task.transpose}")
         validate_recurrent_model(config.model)
+        if not (isinstance(config.model.context_frames, int)
+                and config.model.context_frames >= 1):
+            raise ValueError("config.model.context_frames must be an integer >= 1, got "
+                             f"{config.model.context_frames!r}")
         for field in ("input_dropout", "output_dropout"):
             if not 0.0 <= config.model[field] < 1.0:
                 raise ValueError(f"config.model.{field} must be in [0, 1), got "

@@ -172,3 +172,40 @@ def test_weight_dropout_field_is_checked():
     c.model.weight_dropout, c.model.cell = 0.3, "mingru"
     with pytest.raises(ValueError, match="config.model.weight_dropout"):
         MusicTask.validate(c)
+
+
+def test_context_window_holds_the_last_frames_causally(rng):
+    """Against a NumPy loop: block j of step t is the input of step t - j (0 before the
+    start); and a model reading 3 frames leaves its logits before a changed input step
+    as they were and changes them at that step and every later one."""
+    from flax import nnx
+
+    from grux.tasks.music import MusicModel, MusicTask, context_window
+    x = rng.normal(size=(2, 6, 5)).astype(np.float32)
+    got = np.asarray(context_window(jnp.asarray(x), 3))
+    ref = np.zeros((2, 6, 15), np.float32)
+    for t in range(6):
+        for j in range(3):
+            if t - j >= 0:
+                ref[:, t, 5 * j:5 * (j + 1)] = x[:, t - j]
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(context_window(jnp.asarray(x), 1), x)
+
+    m = MusicTask.default_config().model
+    m.hidden, m.context_frames = 8, 3
+    model = MusicModel(m, nnx.Rngs(0))
+    assert model.rnn.layers[0].w_ih[...].shape[0] == 3 * 88
+    inputs = jnp.asarray(rng.integers(0, 2, (1, 10, 88)).astype(np.float32))
+    mask = jnp.ones((1, 10), bool)
+    base = np.asarray(model(inputs, mask))
+    moved = np.asarray(model(inputs.at[0, 4].set(1 - inputs[0, 4]), mask))
+    np.testing.assert_array_equal(moved[0, :4], base[0, :4])          # causal
+    assert np.abs(moved[0, 4:] - base[0, 4:]).max(axis=-1).min() > 0  # then every later step
+
+
+def test_context_frames_field_is_checked():
+    from grux.tasks.music import MusicTask
+    c = MusicTask.default_config()
+    c.model.context_frames = 0
+    with pytest.raises(ValueError, match="config.model.context_frames"):
+        MusicTask.validate(c)
