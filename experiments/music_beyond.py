@@ -26,14 +26,15 @@ shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3 and
-``-ctx<frames>`` if the GRU reads more than the previous frame (``--context_frames``,
-``model.context_frames``) and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs are
-reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
+are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3, ``-ctx<frames>``
+if the GRU reads more than the previous frame (``--context_frames``, ``model.context_frames``)
+and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs
+are reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
 seeds) is chosen; its test NLL at its best validation epoch (the mean over its seeds, with
-their range) is reported with its parameter count, in both protocols: every frame (Chung et al.'s, ``loss``) and
-without each piece's first frame (Bai et al.'s, ``nll_after_first_frame``, the one to compare
-with their table). A failed run is reported and the others go on. Outputs in ``--out``:
+their range) is reported with its parameter count, in both protocols: every frame (Chung et
+al.'s, ``loss``) and without each piece's first frame (Bai et al.'s,
+``nll_after_first_frame``, the one to compare with their table). A failed run is reported and
+the others go on. Outputs in ``--out``:
 ``music_beyond.md`` (the chosen rows, then every run) and ``music_beyond.json`` (every run's
 numbers and settings; runs of earlier invocations are kept, so the choice is over every point
 searched so far, earlier recipes included).
@@ -113,8 +114,9 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     cap when given, ``learning_rate`` its AdamW rate (always passed, so the workdir's name
     and the run agree), ``seed`` the run's ``config.seed`` (initialisation, dropout masks and
     the order of the pieces), ``context_frames`` the frames the GRU reads at each step
-    (``model.context_frames``). With ``fork``, a point not started yet starts from the checkpoint of
-    another point under ``root`` that shares the most of its updates (``runs.fork_closest``)."""
+    (``model.context_frames``). With ``fork``, a point not started yet starts from the
+    checkpoint of another point under ``root`` that shares the most of its updates
+    (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     learning_rate = learning_rate_for(dataset, learning_rate)
@@ -291,39 +293,27 @@ def main(argv=None) -> None:
         parts = s.split("x")
         if len(parts) != 2 or not all(v.isdigit() and int(v) > 0 for v in parts):
             p.error(f"--sizes item {s!r} is not <hidden>x<layers> with positive integers")
-    grids = {}
-    for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays",
-                 "ema_decays"):
+    def values(flag, kind, ok, requirement, default=()):
+        """The comma-separated list ``--flag`` as ``kind`` (``default`` if empty), each ``ok``."""
         try:
-            grids[flag] = [float(x) for x in getattr(a, flag).split(",") if x]
+            items = [kind(x) for x in getattr(a, flag).split(",") if x] or list(default)
         except ValueError:
-            p.error(f"--{flag} is a comma-separated list of numbers")
-        if not grids[flag]:
+            p.error(f"--{flag} is a comma-separated list of "
+                    f"{'whole numbers' if kind is int else 'numbers'}")
+        if not items:
             p.error(f"--{flag} is empty")
-    try:
-        decay_starts = [int(x) for x in a.decay_starts.split(",") if x] or [None]
-    except ValueError:
-        p.error("--decay_starts is a comma-separated list of whole epochs")
-    if any(d is not None and d < 0 for d in decay_starts):
-        p.error(f"--decay_starts must be >= 0, got {a.decay_starts}")
-    try:
-        learning_rates = [float(x) for x in a.learning_rates.split(",") if x] or [None]
-    except ValueError:
-        p.error("--learning_rates is a comma-separated list of numbers")
-    if any(lr is not None and not lr > 0 for lr in learning_rates):
-        p.error(f"--learning_rates must be positive, got {a.learning_rates}")
-    try:
-        seeds = [int(x) for x in a.seeds.split(",") if x]
-    except ValueError:
-        p.error("--seeds is a comma-separated list of whole numbers")
-    if not seeds or any(s < 0 for s in seeds):
-        p.error(f"--seeds must be whole numbers >= 0, got {a.seeds!r}")
-    try:
-        contexts = [int(x) for x in a.context_frames.split(",") if x]
-    except ValueError:
-        p.error("--context_frames is a comma-separated list of whole numbers")
-    if not contexts or any(c < 1 for c in contexts):
-        p.error(f"--context_frames must be whole numbers >= 1, got {a.context_frames!r}")
+        if not all(v is None or ok(v) for v in items):
+            p.error(f"--{flag} must be {requirement}, got {getattr(a, flag)!r}")
+        return items
+
+    grids = {flag: values(flag, float, lambda v: v >= 0, ">= 0")
+             for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays",
+                          "ema_decays")}
+    decay_starts = values("decay_starts", int, lambda v: v >= 0, ">= 0", default=[None])
+    learning_rates = values("learning_rates", float, lambda v: v > 0, "positive",
+                            default=[None])
+    seeds = values("seeds", int, lambda v: v >= 0, "whole numbers >= 0")
+    contexts = values("context_frames", int, lambda v: v >= 1, "whole numbers >= 1")
     if a.epochs is not None and a.epochs <= 0:
         p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
