@@ -51,6 +51,7 @@ import functools
 import itertools
 import json
 import os
+from statistics import mean
 
 import runs  # experiments/runs.py (this script's folder is on sys.path)
 from chung2014_music import DATASETS, NAMES
@@ -180,11 +181,6 @@ def settings_key(r: dict) -> str:
 def record_key(r: dict) -> str:
     # seed 0 unnamed: the keys of the records from before the seed axis stay as they were
     return settings_key(r) + (f",seed{r['seed']}" if r["seed"] else "")
-
-
-def mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
 
 
 def settings(r: dict, seed: bool = True) -> str:
