@@ -27,8 +27,9 @@ Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
 d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
 are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3, ``-ctx<frames>``
-if the GRU reads more than the previous frame (``--context_frames``, ``model.context_frames``)
-and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs
+if the GRU reads more than the previous frame (``--context_frames``, ``model.context_frames``),
+``-out<units><activation>`` with a deep output layer (``--deep_outputs``, ``model.output_hidden``
+and ``model.output_activation``) and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs
 are reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
 seeds) is chosen; its test NLL at its best validation epoch (the mean over its seeds, with
 their range) is reported with its parameter count, in both protocols: every frame (Chung et
@@ -78,6 +79,20 @@ def batch_for(dataset: str, batch: int | None) -> int:
     return batch or dataset_config(dataset).batch_size
 
 
+def deep_output_for(dataset: str, deep_output: tuple | None) -> tuple[int, str | None]:
+    """``deep_output`` (``(units, activation)``, ``(0, None)`` for none), or the config's own
+    deep output layer for ``dataset``."""
+    if deep_output is not None:
+        return deep_output
+    m = dataset_config(dataset).model
+    return (m.output_hidden, m.output_activation) if m.output_hidden else (0, None)
+
+
+def deep_output_name(units: int, activation: str | None) -> str:
+    """``"512relu"`` for 512 ReLU units, ``"0"`` for no deep output layer."""
+    return f"{units}{activation}" if units else "0"
+
+
 def learning_rate_for(dataset: str, learning_rate: float | None) -> float:
     """``learning_rate``, or the config's own AdamW rate for ``dataset``."""
     if learning_rate is not None:
@@ -89,17 +104,20 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
             dropout: float, weight_decay: float, batch: int | None,
             weight_dropout: float, ema_decay: float = 0.0,
             decay_start: int | None = None, learning_rate: float | None = None,
-            seed: int = 0, context_frames: int = 1) -> str:
+            seed: int = 0, context_frames: int = 1,
+            deep_output: tuple | None = (0, None)) -> str:
     # no suffix without weight dropout / averaging / a decay start of its own / at the rate
     # 1e-3, so the workdirs of earlier searches are reused (the epoch cap is not in the name:
     # a longer cap resumes a run). The rate is named whenever it is not 1e-3, the config's
     # default included, so a changed default never resumes a workdir trained at another rate
     learning_rate = learning_rate_for(dataset, learning_rate)
+    units, activation = deep_output_for(dataset, deep_output)
     suffix = ((f"-wdr{weight_dropout:g}" if weight_dropout else "")
               + (f"-ema{ema_decay:g}" if ema_decay else "")
               + (f"-decay{decay_start}" if decay_start is not None else "")
               + (f"-lr{learning_rate:g}" if learning_rate != LEGACY_LEARNING_RATE else "")
               + (f"-ctx{context_frames}" if context_frames != 1 else "")
+              + (f"-out{deep_output_name(units, activation)}" if units else "")
               + (f"-seed{seed}" if seed else ""))
     return os.path.join(root, f"{dataset}-{cell}-{size}-i{input_dropout:g}-d{dropout:g}"
                               f"-wd{weight_decay:g}-b{batch_for(dataset, batch)}{suffix}")
@@ -108,23 +126,27 @@ def run_dir(root: str, dataset: str, cell: str, size: str, input_dropout: float,
 def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, dropout: float,
           weight_decay: float, batch: int | None, weight_dropout: float, ema_decay: float,
           decay_start: int | None, learning_rate: float | None, seed: int,
-          context_frames: int, quick: bool, epochs: int | None = None,
-          fork: bool = False) -> dict:
+          context_frames: int, deep_output: tuple | None, quick: bool,
+          epochs: int | None = None, fork: bool = False) -> dict:
     """One point of the grid (resumes if its workdir has checkpoints); returns its record.
     ``decay_start`` and ``epochs`` (in epochs) replace the config's decay start and epoch
     cap when given, ``learning_rate`` its AdamW rate (always passed, so the workdir's name
     and the run agree), ``seed`` the run's ``config.seed`` (initialisation, dropout masks and
     the order of the pieces), ``context_frames`` the frames the GRU reads at each step
-    (``model.context_frames``). With ``fork``, a point not started yet starts from the
+    (``model.context_frames``), ``deep_output`` the ``(units, activation)`` of the layer
+    between the GRU and the logits (``(0, None)``: none; ``None``: the config's). With ``fork``, a point not started yet starts from the
     checkpoint of another point under ``root`` that shares the most of its updates
     (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     learning_rate = learning_rate_for(dataset, learning_rate)
+    units, activation = deep_output_for(dataset, deep_output)
     workdir = run_dir(root, dataset, cell, size, input_dropout, dropout, weight_decay, batch,
                       weight_dropout, ema_decay, decay_start, learning_rate, seed,
-                      context_frames)
+                      context_frames, (units, activation))
     overrides = [f"--config.seed={seed}", f"--config.model.context_frames={context_frames}",
+                 f"--config.model.output_hidden={units}",
+                 *([f"--config.model.output_activation={activation}"] if units else []),
                  f"--config.model.hidden={hidden}", f"--config.model.num_layers={layers}",
                  f"--config.model.input_dropout={input_dropout}",
                  f"--config.model.dropout={dropout}", f"--config.model.output_dropout={dropout}",
@@ -148,7 +170,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     rec = {"dataset": dataset, "cell": cell, "size": size, "input_dropout": input_dropout,
            "dropout": dropout, "weight_dropout": weight_dropout,
            "weight_decay": weight_decay, "ema_decay": ema_decay, "batch": batch, "seed": seed,
-           "context_frames": context_frames,
+           "context_frames": context_frames, "output_hidden": units,
+           "output_activation": activation,
            "schedule": schedule_text(o, per_epoch),
            "parameters": runs.parameter_count(workdir), "best_step": s["best"]["step"],
            "step": s["step"], "steps_per_epoch": per_epoch, "status": s["status"],
@@ -175,7 +198,9 @@ def settings_key(r: dict) -> str:
     return (f"{r['dataset']},{r['cell']},{r['size']},i{r['input_dropout']:g},"
             f"d{r['dropout']:g},wdr{r['weight_dropout']:g},wd{r['weight_decay']:g},"
             f"b{r['batch']},ema{r['ema_decay']:g},{r['schedule']}"
-            + (f",ctx{r['context_frames']}" if r["context_frames"] != 1 else ""))
+            + (f",ctx{r['context_frames']}" if r["context_frames"] != 1 else "")
+            + (f",out{deep_output_name(r['output_hidden'], r['output_activation'])}"
+               if r["output_hidden"] else ""))
 
 
 def record_key(r: dict) -> str:
@@ -191,7 +216,9 @@ def settings(r: dict, seed: bool = True) -> str:
               f"{fork['step'] / r['steps_per_epoch']:g})" if fork else "")
     context = (f", the last {r['context_frames']} frames as input"
                if r["context_frames"] != 1 else "")
-    return (f"{r['size']}{context}, input dropout {r['input_dropout']:g}, "
+    deep = (f", a deep output of {r['output_hidden']} {r['output_activation']} units"
+            if r["output_hidden"] else "")
+    return (f"{r['size']}{context}{deep}, input dropout {r['input_dropout']:g}, "
             f"dropout {r['dropout']:g}, "
             f"weight dropout {r['weight_dropout']:g}, "
             f"weight decay {r['weight_decay']:g}, batch {r['batch']}, {r['schedule']}{average}"
@@ -270,6 +297,11 @@ def main(argv=None) -> None:
     p.add_argument("--context_frames", default="1",
                    help="frames the GRU reads at each step (model.context_frames): the "
                         "previous one (1) or the last c")
+    p.add_argument("--deep_outputs", default="",
+                   help="layers between the GRU and the logits: 0 (none) or "
+                        "<units><activation> with activation tanh or relu, e.g. 512relu "
+                        "(model.output_hidden, model.output_activation; default: the "
+                        "config's)")
     p.add_argument("--seeds", default="0",
                    help="config.seed of each point; a point's seeds are averaged in the table")
     p.add_argument("--epochs", type=int, default=None,
@@ -294,8 +326,8 @@ def main(argv=None) -> None:
         try:
             items = [kind(x) for x in getattr(a, flag).split(",") if x] or list(default)
         except ValueError:
-            p.error(f"--{flag} is a comma-separated list of "
-                    f"{'whole numbers' if kind is int else 'numbers'}")
+            what = {int: "whole numbers", float: "numbers"}.get(kind, requirement)
+            p.error(f"--{flag} is a comma-separated list of {what}")
         if not items:
             p.error(f"--{flag} is empty")
         if not all(v is None or ok(v) for v in items):
@@ -310,6 +342,9 @@ def main(argv=None) -> None:
                             default=[None])
     seeds = values("seeds", int, lambda v: v >= 0, "whole numbers >= 0")
     contexts = values("context_frames", int, lambda v: v >= 1, "whole numbers >= 1")
+    deep_outputs = values("deep_outputs", parse_deep_output, lambda v: True,
+                          "0 (none) or <units><activation> with activation tanh or relu "
+                          "(e.g. 512relu)", default=[None])
     if a.epochs is not None and a.epochs <= 0:
         p.error(f"--epochs must be a positive integer, got {a.epochs}")
     if a.batch is not None and a.batch <= 0:
@@ -317,11 +352,11 @@ def main(argv=None) -> None:
     if a.quick:
         sizes = sizes[:1]
         grids = {k: v[:1] for k, v in grids.items()}
-    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr, seed, ctx)
-            for d, c, s, i, r, w, wr, e, ds, lr, ctx, seed in itertools.product(
+    jobs = [(d, c, s, i, r, w, a.batch, wr, e, ds, lr, seed, ctx, out)
+            for d, c, s, i, r, w, wr, e, ds, lr, ctx, out, seed in itertools.product(
                 datasets, cells, sizes, grids["input_dropouts"], grids["dropouts"],
                 grids["weight_decays"], grids["weight_dropouts"], grids["ema_decays"],
-                decay_starts, learning_rates, contexts, seeds)]
+                decay_starts, learning_rates, contexts, deep_outputs, seeds)]
     print(f"music beyond the 20k budget: {len(jobs)} runs, {a.jobs} at a time → {a.root}",
           flush=True)
     os.makedirs(a.out, exist_ok=True)
@@ -340,15 +375,30 @@ def main(argv=None) -> None:
     runs.exit_if_failed(failed)
 
 
+def parse_deep_output(item: str) -> tuple[int, str | None]:
+    """A ``--deep_outputs`` item: ``"0"`` → ``(0, None)``, ``"512relu"`` → ``(512, "relu")``;
+    ``ValueError`` for anything else."""
+    from grux.tasks.music import OUTPUT_ACTIVATIONS
+    if item == "0":
+        return 0, None
+    units = item.rstrip("abcdefghijklmnopqrstuvwxyz")
+    activation = item[len(units):]
+    if not (units.isdigit() and int(units) > 0 and activation in OUTPUT_ACTIVATIONS):
+        raise ValueError(item)
+    return int(units), activation
+
+
 def with_defaults(r: dict) -> dict:
     """A record of an earlier search: those before weight dropout / averaging ran without,
-    those before the seed axis with seed 0, and all before ``--context_frames`` read one
-    frame."""
+    those before the seed axis with seed 0, all before ``--context_frames`` read one frame
+    and all before ``--deep_outputs`` had no deep output layer."""
     r = dict(r)
     r.setdefault("weight_dropout", 0.0)
     r.setdefault("ema_decay", 0.0)
     r.setdefault("seed", 0)
     r.setdefault("context_frames", 1)
+    r.setdefault("output_hidden", 0)
+    r.setdefault("output_activation", None)
     return r
 
 

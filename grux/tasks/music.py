@@ -44,6 +44,7 @@ from grux.tasks.base import Task, length_sorted_stream, register, weighted
 
 DATASETS = ("jsb_chorales", "nottingham", "musedata", "piano_midi")
 KEYS = 88
+OUTPUT_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 def bucket_length(t: int, minimum: int = 32) -> int:
@@ -121,13 +122,21 @@ class MusicModel(nnx.Module):
     connections); ``model.variational_dropout`` shares each mask over all time steps of a
     piece (Gal & Ghahramani 2016). ``model.context_frames`` frames are read at each step
     (:func:`context_window`); input dropout acts on the frames before the window, so one
-    frame is dropped alike wherever the window holds it."""
+    frame is dropped alike wherever the window holds it.
+
+    ``model.output_hidden = n > 0`` puts one more layer between the stack and the logits, a
+    deep output (Pascanu et al. 2014, "How to construct deep recurrent neural networks"):
+    ``a_t = W_2 φ(W_1 h_t + b_1) + b_2`` with ``φ = model.output_activation`` and the output
+    dropout on ``h_t`` and on ``φ(·)``; 0 (default) is the plain ``a_t = W h_t + b``."""
 
     def __init__(self, m: ml_collections.ConfigDict, rngs: nnx.Rngs):
         self.context_frames = m.context_frames
         self.rnn = build_recurrent(m, KEYS * m.context_frames, rngs,
                                    variational_dropout=m.variational_dropout)
-        self.head = nnx.Linear(m.hidden, KEYS, rngs=rngs)
+        self.deep = (nnx.Linear(m.hidden, m.output_hidden, rngs=rngs)
+                     if m.output_hidden else None)
+        self.activation = OUTPUT_ACTIVATIONS[m.output_activation]
+        self.head = nnx.Linear(m.output_hidden or m.hidden, KEYS, rngs=rngs)
         shared = (1,) if m.variational_dropout else ()
         self.in_drop = nnx.Dropout(m.input_dropout, broadcast_dims=shared)
         self.out_drop = nnx.Dropout(m.output_dropout, broadcast_dims=shared)
@@ -135,10 +144,18 @@ class MusicModel(nnx.Module):
     def __call__(self, inputs, mask, rngs=None):
         if rngs is None:
             out, _ = self.rnn(context_window(inputs, self.context_frames), mask=mask)
-            return self.head(out)
+            return self.output(out, lambda y, _: y)
         x = self.in_drop(inputs, rngs=jax.random.fold_in(rngs, 1))
         out, _ = self.rnn(context_window(x, self.context_frames), mask=mask, rngs=rngs)
-        return self.head(self.out_drop(out, rngs=jax.random.fold_in(rngs, 2)))
+        return self.output(out, lambda y, k: self.out_drop(y, rngs=jax.random.fold_in(rngs, k)))
+
+    def output(self, out, drop):
+        """The logits from the stack's outputs; ``drop(y, k)`` is the output dropout with
+        stream ``k`` (the identity in evaluation)."""
+        out = drop(out, 2)
+        if self.deep is not None:
+            out = drop(self.activation(self.deep(out)), 3)
+        return self.head(out)
 
 
 @register
@@ -161,7 +178,10 @@ class MusicTask(Task):
                                             variational_dropout=False,
                                             # frames the stack reads at each step: the
                                             # previous one (1), or the last c
-                                            context_frames=1),
+                                            context_frames=1,
+                                            # > 0: units of a deep output layer between
+                                            # the stack and the logits (0: none)
+                                            output_hidden=0, output_activation="tanh"),
         })
 
     @staticmethod
@@ -180,6 +200,14 @@ class MusicTask(Task):
                 and config.model.context_frames >= 1):
             raise ValueError("config.model.context_frames must be an integer >= 1, got "
                              f"{config.model.context_frames!r}")
+        if not (isinstance(config.model.output_hidden, int)
+                and config.model.output_hidden >= 0):
+            raise ValueError("config.model.output_hidden must be an integer >= 0, got "
+                             f"{config.model.output_hidden!r}")
+        if config.model.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ValueError(f"config.model.output_activation must be one of "
+                             f"{tuple(OUTPUT_ACTIVATIONS)}, got "
+                             f"{config.model.output_activation!r}")
         for field in ("input_dropout", "output_dropout"):
             if not 0.0 <= config.model[field] < 1.0:
                 raise ValueError(f"config.model.{field} must be in [0, 1), got "

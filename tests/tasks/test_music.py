@@ -209,3 +209,43 @@ def test_context_frames_field_is_checked():
     c.model.context_frames = 0
     with pytest.raises(ValueError, match="config.model.context_frames"):
         MusicTask.validate(c)
+
+
+@pytest.mark.parametrize("activation,phi", [("tanh", np.tanh), ("relu", lambda z: np.maximum(z, 0))])
+def test_deep_output_is_the_two_layer_map_of_the_stack_outputs(rng, activation, phi):
+    """``model.output_hidden`` > 0: logits ``W_2 φ(W_1 h_t + b_1) + b_2`` of the stack's
+    outputs ``h_t`` (NumPy in float64), dropout on ``h_t`` and on ``φ(·)`` in training only;
+    0 keeps the plain head ``W h_t + b``."""
+    from flax import nnx
+
+    from grux.tasks.music import MusicModel, MusicTask
+    m = MusicTask.default_config().model
+    m.hidden, m.output_hidden, m.output_activation, m.output_dropout = 8, 6, activation, 0.5
+    model = MusicModel(m, nnx.Rngs(0))
+    inputs = jnp.asarray(rng.integers(0, 2, (2, 7, 88)).astype(np.float32))
+    mask = jnp.ones((2, 7), bool)
+    h = np.asarray(model.rnn(inputs, mask=mask)[0], np.float64)
+    w1, b1 = (np.asarray(v[...], np.float64) for v in (model.deep.kernel, model.deep.bias))
+    w2, b2 = (np.asarray(v[...], np.float64) for v in (model.head.kernel, model.head.bias))
+    assert w1.shape == (8, 6) and w2.shape == (6, 88)
+    np.testing.assert_allclose(model(inputs, mask), phi(h @ w1 + b1) @ w2 + b2,
+                               rtol=1e-5, atol=1e-5)
+    key = __import__("jax").random.key(3)
+    assert np.abs(np.asarray(model(inputs, mask, rngs=key)) - model(inputs, mask)).max() > 0.1
+
+    m.output_hidden = 0
+    plain = MusicModel(m, nnx.Rngs(0))
+    assert plain.deep is None and plain.head.kernel[...].shape == (8, 88)
+    h = np.asarray(plain.rnn(inputs, mask=mask)[0], np.float64)
+    np.testing.assert_allclose(plain(inputs, mask), h @ np.asarray(plain.head.kernel[...])
+                               + np.asarray(plain.head.bias[...]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("field,value", [("output_hidden", -1),
+                                         ("output_activation", "sigmoid")])
+def test_deep_output_fields_are_checked(field, value):
+    from grux.tasks.music import MusicTask
+    c = MusicTask.default_config()
+    c.model[field] = value
+    with pytest.raises(ValueError, match=f"config.model.{field}"):
+        MusicTask.validate(c)

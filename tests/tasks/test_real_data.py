@@ -348,6 +348,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
                                              "--ema_decays", "0.9", "--decay_starts", "3",
                                              "--learning_rates", "0.002", "--epochs", "7",
                                              "--seeds", "3", "--context_frames", "2",
+                                             "--deep_outputs", "8relu",
                                              "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -359,15 +360,16 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert "weight dropout 0.5" in row and "parameter average (decay 0.9)" in row
     assert "adamw 0.002," in row                                # --learning_rates
     assert "| 3 |" in row and "seed" not in row.split("|")[3]  # the seeds column, not settings
-    assert "32x2, the last 2 frames as input," in row           # --context_frames
+    assert "32x2, the last 2 frames as input, a deep output of 8 relu units," in row
     (rec,) = json.loads((tmp_path / "out" / "music_beyond_quick.json").read_text())
     assert rec["size"] == "32x2" and rec["parameters"] > 0 and rec["weight_dropout"] == 0.5
     assert rec["ema_decay"] == 0.9
     assert f"{rec['parameters']:,}" in row
     assert rec["test_after_first_frame"] != rec["test"]          # the two protocols
     assert rec["seed"] == 3 and rec["context_frames"] == 2
-    workdir = (tmp_path / "runs"
-               / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3-lr0.002-ctx2-seed3")
+    assert rec["output_hidden"] == 8 and rec["output_activation"] == "relu"
+    workdir = (tmp_path / "runs" / "jsb_chorales-gru-32x2-i0-d0.3-wd0-b1-wdr0.5-ema0.9-decay3"
+                                   "-lr0.002-ctx2-out8relu-seed3")
     cfg = json.loads((workdir / "config.json").read_text())
     assert cfg["model"]["num_layers"] == 2 and cfg["model"]["output_dropout"] == 0.3
     assert cfg["model"]["weight_dropout"] == 0.5 and cfg["optimizer"]["ema_decay"] == 0.9
@@ -377,6 +379,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     assert cfg["optimizer"]["learning_rate"] == 0.002
     assert cfg["seed"] == 3                                        # --seeds
     assert cfg["model"]["context_frames"] == 2
+    assert cfg["model"]["output_hidden"] == 8 and cfg["model"]["output_activation"] == "relu"
     assert rec["forked_from"] is None
 
     # --fork: a later decay start continues the run above from its checkpoint (the quick
@@ -385,7 +388,7 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
                                              "--sizes", "32x2", "--weight_dropouts", "0.5",
                                              "--ema_decays", "0.9", "--decay_starts", "5",
                                              "--learning_rates", "0.002", "--seeds", "3",
-                                             "--context_frames", "2",
+                                             "--context_frames", "2", "--deep_outputs", "8relu",
                                              "--fork", "--root", str(tmp_path / "runs"),
                                              "--out", str(tmp_path / "out")],
                          data_dir, tmp_path)
@@ -405,6 +408,11 @@ def test_music_beyond_quick_mode_writes_table_and_json(data_dir, tmp_path):
     bad = run_experiment("music_beyond.py", ["--quick", "--context_frames", "0"], data_dir,
                          tmp_path)
     assert bad.returncode == 2 and "--context_frames must be whole numbers >= 1" in bad.stderr
+    for item in ("512", "relu", "0relu", "512sigmoid"):
+        bad = run_experiment("music_beyond.py", ["--quick", "--deep_outputs", f"0,{item}"],
+                             data_dir, tmp_path)
+        assert bad.returncode == 2 and ("--deep_outputs is a comma-separated list of 0 (none) "
+                                        "or <units><activation>") in bad.stderr, item
 
 
 def test_music_beyond_chooses_a_point_on_the_mean_over_its_seeds():
@@ -416,6 +424,7 @@ def test_music_beyond_chooses_a_point_on_the_mean_over_its_seeds():
         return {"dataset": "jsb_chorales", "cell": "gru", "size": "8x1", "input_dropout": 0.0,
                 "dropout": dropout, "weight_dropout": 0.0, "weight_decay": 0.0,
                 "ema_decay": 0.0, "batch": 1, "seed": seed, "context_frames": 1,
+                "output_hidden": 0, "output_activation": None,
                 "schedule": "adamw 0.001",
                 "parameters": 10, "best_step": 2, "step": 4, "steps_per_epoch": 2,
                 "status": "completed", "validation": validation, "test": test,
@@ -532,6 +541,7 @@ def test_music_beyond_keeps_the_runs_another_sweep_saved_meanwhile(tmp_path, mon
         return {"dataset": "nottingham", "cell": "gru", "size": "8x1", "input_dropout": 0.0,
                 "dropout": dropout, "weight_dropout": 0.0, "weight_decay": 0.0,
                 "ema_decay": 0.0, "batch": 1, "seed": 0, "context_frames": 1,
+                "output_hidden": 0, "output_activation": None,
                 "schedule": "adamw 0.001",
                 "parameters": 10,
                 "best_step": 2, "step": 4, "steps_per_epoch": 2, "status": "completed",
