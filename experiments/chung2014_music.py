@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
     cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
-    lrs = [float(x) for x in a.lrs.split(",")]
+    lrs = runs.values(p, a.lrs, "lrs", float, lambda v: v > 0, "positive")
     if a.quick:
         lrs = lrs[:1]
     jobs = [(d, c, lr) for d in datasets for c in cells for lr in lrs]

@@ -260,11 +260,9 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     datasets = runs.choices(p, a.datasets, DATASETS, "dataset", "--datasets")
     cells = runs.choices(p, a.cells, CELLS, "cell", "--cells")
-    try:
-        horizons = [int(h) for h in a.horizons.split(",")]
-        seeds = [int(s) for s in a.seeds.split(",")]
-    except ValueError:
-        p.error("--horizons and --seeds are comma-separated integers")
+    horizons = runs.values(p, a.horizons, "horizons", int, lambda v: v > 0,
+                           "whole numbers > 0")
+    seeds = runs.values(p, a.seeds, "seeds", int, lambda v: v >= 0, "whole numbers >= 0")
     os.makedirs(a.out, exist_ok=True)
     suffix = "_quick" if a.quick else ""
     json_path = os.path.join(a.out, f"ltsf{suffix}.json")

@@ -321,18 +321,8 @@ def main(argv=None) -> None:
         parts = s.split("x")
         if len(parts) != 2 or not all(v.isdigit() and int(v) > 0 for v in parts):
             p.error(f"--sizes item {s!r} is not <hidden>x<layers> with positive integers")
-    def values(flag, kind, ok, requirement, default=()):
-        """The comma-separated list ``--flag`` as ``kind`` (``default`` if empty), each ``ok``."""
-        try:
-            items = [kind(x) for x in getattr(a, flag).split(",") if x] or list(default)
-        except ValueError:
-            what = {int: "whole numbers", float: "numbers"}.get(kind, requirement)
-            p.error(f"--{flag} is a comma-separated list of {what}")
-        if not items:
-            p.error(f"--{flag} is empty")
-        if not all(v is None or ok(v) for v in items):
-            p.error(f"--{flag} must be {requirement}, got {getattr(a, flag)!r}")
-        return items
+    def values(flag, *how, **default):
+        return runs.values(p, getattr(a, flag), flag, *how, **default)
 
     grids = {flag: values(flag, float, lambda v: v >= 0, ">= 0")
              for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays",

@@ -106,6 +106,24 @@ def choices(parser, value: str, allowed, what: str, flag: str) -> list[str]:
     return items
 
 
+def values(parser, text: str, flag: str, kind=float, ok=lambda v: True,
+           requirement: str = "", default=()) -> list:
+    """The comma-separated ``text`` of ``--flag`` as a list of ``kind`` (``default`` if
+    empty); an item ``kind`` cannot parse, an empty list, or an item not ``ok`` is a usage
+    error naming the flag and ``requirement`` (exit 2). ``None`` in ``default`` stands for
+    "the config's" and is not checked."""
+    try:
+        items = [kind(x) for x in text.split(",") if x] or list(default)
+    except ValueError:
+        what = {int: "whole numbers", float: "numbers"}.get(kind, requirement)
+        parser.error(f"--{flag} is a comma-separated list of {what}")
+    if not items:
+        parser.error(f"--{flag} is empty")
+    if not all(v is None or ok(v) for v in items):
+        parser.error(f"--{flag} must be {requirement}, got {text!r}")
+    return items
+
+
 def each_result(jobs, train_one, workers: int, describe, failed: list):
     """Run ``train_one(*job)`` for every job, ``workers`` at a time, and yield
     ``(job, result)`` as they finish. A run that fails (``RuntimeError``, as :func:`train`

@@ -624,3 +624,22 @@ def test_speech_keeps_the_parts_another_invocation_saved_meanwhile(tmp_path, mon
     assert sorted(saved) == ["connected", "connected_si"]
     assert [r["name"] for r in saved["connected"]["runs"]] == ["connected-gru"]
     assert saved["connected_si"]["runs"][0]["speaker"] == "george"
+
+
+@pytest.mark.parametrize("script,argv,message", [
+    ("ltsf", ["--horizons", "96,x"], "--horizons is a comma-separated list of whole numbers"),
+    ("ltsf", ["--horizons", "96,0"], "--horizons must be whole numbers > 0, got '96,0'"),
+    ("ltsf", ["--seeds", "0,-1"], "--seeds must be whole numbers >= 0, got '0,-1'"),
+    ("ltsf", ["--seeds", ","], "--seeds is empty"),
+    ("chung2014_music", ["--lrs", "0.01,-0.1"], "--lrs must be positive, got '0.01,-0.1'"),
+    ("chung2014_music", ["--lrs", "fast"], "--lrs is a comma-separated list of numbers"),
+    ("music_beyond", ["--dropouts", "0.3,-0.5"], "--dropouts must be >= 0, got '0.3,-0.5'"),
+])
+def test_sweep_list_flags_are_checked_before_any_run(script, argv, message, capsys):
+    """The sweeps' comma-separated flags (``runs.values``): a bad item is a one-line usage
+    error naming the flag (exit 2), raised before anything is trained."""
+    module = experiment_module(script)
+    with pytest.raises(SystemExit) as e:
+        module.main(argv + ["--root", "/nonexistent/runs", "--out", "/nonexistent/out"])
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
