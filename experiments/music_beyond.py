@@ -180,7 +180,8 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
            "train_seconds": s["train_seconds"], "forked_from": runs.forked_from(workdir)}
     print(f"  {dataset:>12} {cell:>4} {size:>6} input dropout {input_dropout:g} dropout "
           f"{dropout:g} weight dropout {weight_dropout:g} weight decay {weight_decay:g} "
-          f"average {ema_decay:g} batch {batch} seed {seed}: validation "
+          f"average {ema_decay:g} batch {batch} deep output "
+          f"{deep_output_name(units, activation)} seed {seed}: validation "
           f"{rec['validation']:.3f}, test {rec['test']:.3f} ({rec['test_after_first_frame']:.3f}"
           f" without first frames; {rec['parameters']:,} parameters, "
           f"{rec['train_seconds'] / 60:.1f} min)", flush=True)
