@@ -34,36 +34,35 @@ Reference test NLL (Bai et al. 2018, Table 1/2 as quoted in issue 16; not re-che
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,
 GRU 3.46, LSTM 3.29.
 
-Measured (``experiments/results/music_beyond.md`` has every run; docs/music.md): JSB
-Chorales, the defaults here (GRU 512x1 and a deep output of 1024 ReLU units, 1,540,184
-parameters), seeds 0, 1, 2 (``--config.seed``): validation 7.956, 7.993, 7.968 (mean 7.972),
-test 7.899, 7.890, 7.918 and over frames 2..T 7.915, 7.906, 7.934 (mean 7.918, below the TCN's
-8.10), best epochs 70, 71, 70, about 11 min each on one core of a 2-core AMD EPYC beside
-another run, 2026-12-07; with 512 ReLU units: validation 7.981, 7.999, 8.009 (mean 7.996), test
-over frames 2..T 7.937, 7.951, 7.968 (mean 7.952). Without the deep output (969,816
-parameters): validation 8.130, 8.123, 8.149 (mean 8.134), test 8.145, 8.127, 8.154 and over frames 2..T
-(Bai et al.'s protocol) 8.165, 8.147, 8.173 (mean 8.162), best epochs 71, 81, 74, 6-11 min each
-on one core of a 2-core AMD EPYC beside another run, 2026-12-07; with the average 0.999:
-validation 8.132, 8.132, 8.140 (mean 8.134, 6e-4 above), test over frames 2..T 8.159, 8.152,
-8.160 (mean 8.157); the average 0.999 and the decay from epoch 45:
-validation 8.137, 8.131, 8.149 (mean 8.139), test over frames 2..T 8.169, 8.154, 8.163 (mean
-8.162); the rate 2e-3 (decay from 45): validation
-8.129, 8.151, 8.152, test over frames 2..T 8.184, 8.168, 8.146 (mean 8.166; seed 0 11.2 min on
-an Intel Xeon core, 2026-11-29); dropout 0.3 and the rate 1e-3: validation 8.169, test 8.188
-over frames 2..T (without the average too: 8.173, 8.211). Nottingham, the defaults here (GRU
-512x1 and a deep output of 512 ReLU units, 1,232,472 parameters, one piece per update, the
-rate 2e-3 constant, the average 0.9995), seeds 0 and 1: validation 2.829 and 2.816 (mean
-2.822), test 2.849 and 2.847, over frames 2..T 2.831 and 2.829 (mean 2.830, 0.24 below the
-TCN's 3.07), best epoch 24 for both (early stopping at 39), 37-40 min each on one core of a
-2-core AMD EPYC beside another run, 2026-12-07. Without the deep output (969,816 parameters):
-validation 2.958 and 2.962 (mean 2.960), test 3.006 and 3.040, over frames 2..T 2.989 and 3.023
-(mean 3.006), best epochs 39 and 45, about 35-40 min each (the two share their first 38 epochs with the
-runs halved once at epoch 38: validation 2.957 and 2.974, test over frames 2..T 3.003 and
-3.005). The rate 1e-3 (constant to epoch 38): validation 3.0300, test 3.075 over frames 2..T
-at epoch 33 (71.6 min on an Intel Xeon core, 2026-11-29); with the average 0.999 and the decay
-from 30: validation 3.031, test 3.079 over frames 2..T (without the average: validation 3.116,
-test 3.179 over frames 2..T, 88.6 min; decay from epoch 20: 3.125, 3.206; from 10: 3.315, 3.339;
-16 pieces per update, from 50: 3.336, 3.352).
+Measured (``experiments/results/music_beyond.md`` has every run; docs/music.md): JSB Chorales,
+the defaults here (GRU 512x1 and a deep output of 1024 ReLU units, 1,540,184 parameters), seeds
+0, 1, 2 (``--config.seed``): validation 7.956, 7.993, 7.968 (mean 7.972), test 7.899, 7.890,
+7.918 and over frames 2..T 7.915, 7.906, 7.934 (mean 7.918, below the TCN's 8.10), best epochs
+70, 71, 70, about 11 min each on one core of a 2-core AMD EPYC beside another run, 2026-12-07;
+with 512 ReLU units: validation 7.981, 7.999, 8.009 (mean 7.996), test over frames 2..T 7.937,
+7.951, 7.968 (mean 7.952). Without the deep output (969,816 parameters): validation 8.130,
+8.123, 8.149 (mean 8.134), test 8.145, 8.127, 8.154 and over frames 2..T (Bai et al.'s protocol)
+8.165, 8.147, 8.173 (mean 8.162), best epochs 71, 81, 74, 6-11 min each on one core of a 2-core
+AMD EPYC beside another run, 2026-12-07; with the average 0.999: validation 8.132, 8.132, 8.140
+(mean 8.134, 6e-4 above), test over frames 2..T 8.159, 8.152, 8.160 (mean 8.157); the average
+0.999 and the decay from epoch 45: validation 8.137, 8.131, 8.149 (mean 8.139), test over frames
+2..T 8.169, 8.154, 8.163 (mean 8.162); the rate 2e-3 (decay from 45): validation 8.129, 8.151,
+8.152, test over frames 2..T 8.184, 8.168, 8.146 (mean 8.166; seed 0 11.2 min on an Intel Xeon
+core, 2026-11-29); dropout 0.3 and the rate 1e-3: validation 8.169, test 8.188 over frames 2..T
+(without the average too: 8.173, 8.211). Nottingham, the defaults here (GRU 512x1 and a deep
+output of 512 ReLU units, 1,232,472 parameters, one piece per update, the rate 2e-3 constant,
+the average 0.9995), seeds 0 and 1: validation 2.829 and 2.816 (mean 2.822), test 2.849 and
+2.847, over frames 2..T 2.831 and 2.829 (mean 2.830, 0.24 below the TCN's 3.07), best epoch 24
+for both (early stopping at 39), 37-40 min each on one core of a 2-core AMD EPYC beside another
+run, 2026-12-07. Without the deep output (969,816 parameters): validation 2.958 and 2.962 (mean
+2.960), test 3.006 and 3.040, over frames 2..T 2.989 and 3.023 (mean 3.006), best epochs 39 and
+45, about 35-40 min each (the two share their first 38 epochs with the runs halved once at epoch
+38: validation 2.957 and 2.974, test over frames 2..T 3.003 and 3.005). The rate 1e-3 (constant
+to epoch 38): validation 3.0300, test 3.075 over frames 2..T at epoch 33 (71.6 min on an Intel
+Xeon core, 2026-11-29); with the average 0.999 and the decay from 30: validation 3.031, test
+3.079 over frames 2..T (without the average: validation 3.116, test 3.179 over frames 2..T, 88.6
+min; decay from epoch 20: 3.125, 3.206; from 10: 3.315, 3.339; 16 pieces per update, from 50:
+3.336, 3.352).
 """
 import importlib.util
 import os

@@ -25,20 +25,20 @@ the shared epochs once; the record names the source (its train time counts the s
 shared epochs).
 Every point is one ordinary training run of ``configs/music_beyond.py:<dataset>,<cell>,
 <batch>`` in its own workdir under ``--root`` (``<dataset>-<cell>-<size>-i<input dropout>-
-d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they
-are not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3, ``-ctx<frames>``
-if the GRU reads more than the previous frame (``--context_frames``, ``model.context_frames``),
-``-out<units><activation>`` with a deep output layer (``--deep_outputs``, ``model.output_hidden``
-and ``model.output_activation``) and ``-seed<seed>`` if the seed is not 0), so an interrupted search resumes and finished runs
-are reused. For each (dataset, cell) the point with the best validation NLL (the mean over its
-seeds) is chosen; its test NLL at its best validation epoch (the mean over its seeds, with
-their range) is reported with its parameter count, in both protocols: every frame (Chung et
-al.'s, ``loss``) and without each piece's first frame (Bai et al.'s,
-``nll_after_first_frame``, the one to compare with their table). A failed run is reported and
-the others go on. Outputs in ``--out``:
-``music_beyond.md`` (the chosen rows, then every run) and ``music_beyond.json`` (every run's
-numbers and settings; runs of earlier invocations are kept, so the choice is over every point
-searched so far, earlier recipes included).
+d<dropout>-wd<decay>-b<batch>``, then ``-wdr<weight dropout>`` and ``-ema<decay>`` if they are
+not 0, ``-decay<epoch>`` if given, ``-lr<rate>`` if the rate is not 1e-3, ``-ctx<frames>`` if
+the GRU reads more than the previous frame (``--context_frames``, ``model.context_frames``),
+``-out<units><activation>`` with a deep output layer (``--deep_outputs``,
+``model.output_hidden`` and ``model.output_activation``) and ``-seed<seed>`` if the seed is not
+0), so an interrupted search resumes and finished runs are reused. For each (dataset, cell) the
+point with the best validation NLL (the mean over its seeds) is chosen; its test NLL at its best
+validation epoch (the mean over its seeds, with their range) is reported with its parameter
+count, in both protocols: every frame (Chung et al.'s, ``loss``) and without each piece's first
+frame (Bai et al.'s, ``nll_after_first_frame``, the one to compare with their table). A failed
+run is reported and the others go on. Outputs in ``--out``: ``music_beyond.md`` (the chosen
+rows, then every run) and ``music_beyond.json`` (every run's numbers and settings; runs of
+earlier invocations are kept, so the choice is over every point searched so far, earlier recipes
+included).
 
 Reference test NLL, Bai et al. 2018 (arXiv:1803.01271), as quoted in issue 16 (not re-checked
 against the paper here): JSB Chorales TCN 8.10, GRU 8.43, LSTM 8.45; Nottingham TCN 3.07,
@@ -134,9 +134,9 @@ def train(root: str, dataset: str, cell: str, size: str, input_dropout: float, d
     and the run agree), ``seed`` the run's ``config.seed`` (initialisation, dropout masks and
     the order of the pieces), ``context_frames`` the frames the GRU reads at each step
     (``model.context_frames``), ``deep_output`` the ``(units, activation)`` of the layer
-    between the GRU and the logits (``(0, None)``: none; ``None``: the config's). With ``fork``, a point not started yet starts from the
-    checkpoint of another point under ``root`` that shares the most of its updates
-    (``runs.fork_closest``)."""
+    between the GRU and the logits (``(0, None)``: none; ``None``: the config's). With
+    ``fork``, a point not started yet starts from the checkpoint of another point under
+    ``root`` that shares the most of its updates (``runs.fork_closest``)."""
     hidden, layers = (int(v) for v in size.split("x"))
     batch = batch_for(dataset, batch)
     learning_rate = learning_rate_for(dataset, learning_rate)

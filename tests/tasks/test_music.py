@@ -211,7 +211,8 @@ def test_context_frames_field_is_checked():
         MusicTask.validate(c)
 
 
-@pytest.mark.parametrize("activation,phi", [("tanh", np.tanh), ("relu", lambda z: np.maximum(z, 0))])
+@pytest.mark.parametrize("activation,phi", [("tanh", np.tanh),
+                                            ("relu", lambda z: np.maximum(z, 0))])
 def test_deep_output_is_the_two_layer_map_of_the_stack_outputs(rng, activation, phi):
     """``model.output_hidden`` > 0: logits ``W_2 φ(W_1 h_t + b_1) + b_2`` of the stack's
     outputs ``h_t`` (NumPy in float64), dropout on ``h_t`` and on ``φ(·)`` in training only;
