@@ -322,8 +322,8 @@ def main(argv=None) -> None:
         parts = s.split("x")
         if len(parts) != 2 or not all(v.isdigit() and int(v) > 0 for v in parts):
             p.error(f"--sizes item {s!r} is not <hidden>x<layers> with positive integers")
-    def values(flag, *how, **default):
-        return runs.values(p, getattr(a, flag), flag, *how, **default)
+    def values(flag, *how, **keywords):
+        return runs.values(p, getattr(a, flag), flag, *how, **keywords)
 
     grids = {flag: values(flag, float, lambda v: v >= 0, ">= 0")
              for flag in ("input_dropouts", "dropouts", "weight_dropouts", "weight_decays",
@@ -333,7 +333,7 @@ def main(argv=None) -> None:
                             default=[None])
     seeds = values("seeds", int, lambda v: v >= 0, "whole numbers >= 0")
     contexts = values("context_frames", int, lambda v: v >= 1, "whole numbers >= 1")
-    deep_outputs = values("deep_outputs", parse_deep_output, lambda v: True,
+    deep_outputs = values("deep_outputs", parse_deep_output, requirement=
                           "0 (none) or <units><activation> with activation tanh or relu "
                           "(e.g. 512relu)", default=[None])
     if a.epochs is not None and a.epochs <= 0:

@@ -1,5 +1,6 @@
 """Polyphonic music: batching and the NLL-per-time-step definition of Boulanger-Lewandowski
 et al. 2012 / Chung et al. 2014, checked against a plain NumPy computation."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -231,7 +232,7 @@ def test_deep_output_is_the_two_layer_map_of_the_stack_outputs(rng, activation, 
     assert w1.shape == (8, 6) and w2.shape == (6, 88)
     np.testing.assert_allclose(model(inputs, mask), phi(h @ w1 + b1) @ w2 + b2,
                                rtol=1e-5, atol=1e-5)
-    key = __import__("jax").random.key(3)
+    key = jax.random.key(3)
     assert np.abs(np.asarray(model(inputs, mask, rngs=key)) - model(inputs, mask)).max() > 0.1
 
     m.output_hidden = 0
